@@ -1,0 +1,193 @@
+//! The error type, the files it can name, and the exit codes.
+//!
+//! Everything here is `Copy` and allocation-free: an error travels up the probe path with `?`
+//! and is rendered once, by `report`, from `&'static str` pieces. The file path is not stored
+//! in the error; `report` rebuilds it from the [`File`] and the directory the error occurred
+//! in (a prefix of the measured cgroup directory, see [`Error::at`]).
+
+use rustix::io::Errno;
+
+/// Process exit codes. kubelet only sees zero versus non-zero; the split is for people,
+/// scripts and tests. Kept compatible with the C kubemem (4 = over the failure threshold,
+/// 3 = bad arguments).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Below the failure threshold (a warning may have been logged), or `--help`/`--version`.
+    Ok = 0,
+    /// Memory could not be measured (and `--on-error fail`, the default).
+    CannotMeasure = 2,
+    /// The command line was wrong.
+    Usage = 3,
+    /// At or above the failure threshold.
+    Failure = 4,
+}
+
+/// A file kubemem reads. Names are what is rendered in error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum File {
+    ProcSelfCgroup,
+    ProcSelfMountinfo,
+    ProcMeminfo,
+    /// v2 `memory.current`
+    Current,
+    /// v2 `memory.max`
+    Max,
+    /// v1 `memory.usage_in_bytes`
+    UsageInBytes,
+    /// v1 `memory.limit_in_bytes`
+    LimitInBytes,
+    /// `memory.stat` (both versions)
+    Stat,
+    /// The `--cgroup` directory itself (neither version's files found).
+    CgroupDir,
+}
+
+impl File {
+    /// The name relative to the cgroup directory, or the absolute path (below `--root`) for
+    /// the `/proc` files.
+    pub const fn name(self) -> &'static str {
+        match self {
+            File::ProcSelfCgroup => "/proc/self/cgroup",
+            File::ProcSelfMountinfo => "/proc/self/mountinfo",
+            File::ProcMeminfo => "/proc/meminfo",
+            File::Current => "memory.current",
+            File::Max => "memory.max",
+            File::UsageInBytes => "memory.usage_in_bytes",
+            File::LimitInBytes => "memory.limit_in_bytes",
+            File::Stat => "memory.stat",
+            File::CgroupDir => "",
+        }
+    }
+
+    /// True for the files that live below `--root` rather than in a cgroup directory.
+    pub const fn is_proc(self) -> bool {
+        matches!(
+            self,
+            File::ProcSelfCgroup | File::ProcSelfMountinfo | File::ProcMeminfo
+        )
+    }
+}
+
+/// Why a value or a line could not be parsed. Produced by the pure parsers in `parse`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Malformed {
+    Empty,
+    CarriageReturn,
+    Sign,
+    UnitSuffix,
+    NotANumber,
+    Overflow,
+    TrailingData,
+    /// A `memory.stat` line without a space between key and value.
+    StatLine,
+    /// `/proc/meminfo` without a `MemTotal:` line in kB.
+    NoMemTotal,
+    /// A `/proc/self/mountinfo` line without the ` - ` separator or with too few fields.
+    MountinfoLine,
+    /// A `/proc/self/cgroup` line without two colons.
+    CgroupLine,
+}
+
+impl Malformed {
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Malformed::Empty => "empty value",
+            Malformed::CarriageReturn => "carriage return in value",
+            Malformed::Sign => "sign in value (expected an unsigned integer)",
+            Malformed::UnitSuffix => "unit suffix in value (expected bytes)",
+            Malformed::NotANumber => "not a number",
+            Malformed::Overflow => "value does not fit in 64 bits",
+            Malformed::TrailingData => "data after the value",
+            Malformed::StatLine => "line without a value",
+            Malformed::NoMemTotal => "no MemTotal line in kB",
+            Malformed::MountinfoLine => "malformed mount line",
+            Malformed::CgroupLine => "malformed line (expected id:controllers:path)",
+        }
+    }
+}
+
+/// The `memory.stat` keys kubemem reads, so an error can name the bad one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatKey {
+    InactiveFile,
+    TotalInactiveFile,
+    HierarchicalMemoryLimit,
+}
+
+impl StatKey {
+    pub const fn name(self) -> &'static str {
+        match self {
+            StatKey::InactiveFile => "inactive_file",
+            StatKey::TotalInactiveFile => "total_inactive_file",
+            StatKey::HierarchicalMemoryLimit => "hierarchical_memory_limit",
+        }
+    }
+}
+
+/// What went wrong with a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Open(Errno),
+    Read(Errno),
+    /// The file did not fit the fixed buffer sized for it; never parse a truncated prefix.
+    TooLarge,
+    Malformed(Malformed),
+    /// A malformed value for a `memory.stat` key.
+    Stat(StatKey, Malformed),
+    /// `/proc/self/cgroup` has neither a v1 `memory` line nor a `0::` line.
+    NoMemoryCgroup,
+    /// No cgroup mount in mountinfo reaches our cgroup (e.g. a cgroup namespace whose
+    /// mount root is `/..`).
+    NoMount,
+    /// A path would exceed PATH_MAX.
+    PathTooLong,
+    /// `--cgroup DIR` holds neither v2 `memory.current` nor v1 `memory.usage_in_bytes`.
+    NotACgroup,
+}
+
+/// A probe error: what went wrong, with which file, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub fault: Fault,
+    pub file: File,
+    /// For cgroup files: the length of the prefix of the measured directory path in which the
+    /// file was read (ancestors are prefixes of it). Unused for `/proc` files.
+    pub at: u16,
+}
+
+impl Error {
+    pub const fn proc(file: File, fault: Fault) -> Error {
+        Error { fault, file, at: 0 }
+    }
+}
+
+/// A short name for the errno values a probe meets; anything else prints as its number.
+/// (No `strerror`: glibc's is locale-dependent and allocates on some paths.)
+pub fn errno_name(e: Errno) -> &'static str {
+    match e {
+        Errno::NOENT => "no such file or directory",
+        Errno::ACCESS => "permission denied",
+        Errno::PERM => "operation not permitted",
+        Errno::NOTDIR => "not a directory",
+        Errno::ISDIR => "is a directory",
+        Errno::NAMETOOLONG => "file name too long",
+        Errno::LOOP => "too many symbolic links",
+        Errno::IO => "input/output error",
+        Errno::INVAL => "invalid argument",
+        Errno::NODEV => "no such device",
+        Errno::NXIO => "no such device or address",
+        Errno::MFILE => "too many open files",
+        Errno::NFILE => "too many open files in system",
+        Errno::NOMEM => "out of memory",
+        Errno::ROFS => "read-only file system",
+        Errno::NOSPC => "no space left on device",
+        Errno::DQUOT => "disk quota exceeded",
+        Errno::PIPE => "broken pipe",
+        Errno::BADF => "bad file descriptor",
+        Errno::AGAIN => "resource temporarily unavailable",
+        Errno::FBIG => "file too large",
+        Errno::STALE => "stale file handle",
+        _ => "",
+    }
+}

@@ -1,0 +1,109 @@
+//! kubemem: a memory guard for containers.
+//!
+//! The probe reads the container's own cgroup (v1, v2 or hybrid), computes the working set
+//! the way kubelet and `kubectl top` do, compares it with the effective limit, prints one
+//! line and exits with a code an exec livenessProbe understands.
+//!
+//! The data flows through one module per step:
+//! `args` (command line, the only allocation) -> `locate` (which cgroup, where mounted) ->
+//! `read` (kernel files into fixed buffers) -> `parse` (pure byte parsers) -> `measure`
+//! (limit and working set) -> `decide` (the level) -> `report` (one line) -> [`Exit`].
+//!
+//! Exit codes: 0 below the failure threshold (warnings are logged), 4 at or above it, 2 memory
+//! cannot be measured (0 with `--on-error pass`), 3 usage error.
+//!
+//! The library is `no_std` outside tests: nothing after argument parsing can allocate or
+//! format through `core::fmt` without the compiler noticing. Only `args` uses std (lexopt
+//! needs it).
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod args;
+pub mod decide;
+pub mod error;
+pub mod locate;
+pub mod measure;
+pub mod parse;
+pub mod path;
+pub mod read;
+pub mod report;
+pub mod sys;
+
+use core::ffi::CStr;
+
+use rustix::fd::BorrowedFd;
+
+pub use crate::decide::Level;
+pub use crate::error::Exit;
+pub use crate::measure::Usage;
+pub use crate::parse::Threshold;
+
+/// Output format of the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Logfmt,
+    Json,
+}
+
+/// What to do when memory cannot be measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Exit 2: the probe fails.
+    Fail,
+    /// Exit 0 after printing the error: a broken node does not restart healthy pods.
+    Pass,
+}
+
+/// Everything one probe run needs. Borrowed from the parsed arguments, so building it
+/// allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Config<'a> {
+    pub warning: Threshold,
+    pub failure: Threshold,
+    pub logfile: Option<&'a CStr>,
+    pub usage: Usage,
+    /// `--cgroup`: measure this directory instead of finding our own.
+    pub cgroup: Option<&'a [u8]>,
+    /// `--root`, without a trailing `/` (empty for `/`).
+    pub root: &'a [u8],
+    pub format: Format,
+    pub on_error: OnError,
+    pub verbose: bool,
+    /// Where verdict lines go (standard output in the binary).
+    pub out: BorrowedFd<'a>,
+    /// Where error lines go (standard error in the binary).
+    pub err: BorrowedFd<'a>,
+}
+
+/// Runs the probe once: locate, measure, decide, report. Allocation-free.
+pub fn run(cfg: &Config<'_>) -> Exit {
+    let mut loc = locate::Location::new();
+    let located = match cfg.cgroup {
+        Some(dir) => locate::given(dir, &mut loc),
+        None => locate::locate(cfg.root, &mut loc),
+    };
+    // Raw usage is an upper bound of the working set: when it is below both thresholds the
+    // verdict is already "ok", and memory.stat is only worth reading for a line.
+    let needs_stat = |raw: u64, limit: u64| {
+        cfg.verbose || cfg.warning.reached(raw, limit) || cfg.failure.reached(raw, limit)
+    };
+    match located.and_then(|()| measure::measure(cfg.root, &loc, cfg.usage, needs_stat)) {
+        Ok(sample) => {
+            let level = decide::decide(sample.used, sample.limit, cfg.warning, cfg.failure);
+            if level != Level::Ok || cfg.verbose {
+                report::emit(cfg, &report::verdict(cfg, &loc, &sample, level), level);
+            }
+            match level {
+                Level::Failure => Exit::Failure,
+                Level::Ok | Level::Warning => Exit::Ok,
+            }
+        }
+        Err(e) => {
+            report::emit_error(cfg, &report::error(cfg, &loc, e));
+            match cfg.on_error {
+                OnError::Fail => Exit::CannotMeasure,
+                OnError::Pass => Exit::Ok,
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The kubemem binary: parse the command line, run, exit. Nothing else happens here.
+//!
+//! `#![no_main]`: kubemem starts at the C `main` that glibc's start-up code calls, skipping
+//! Rust std's runtime set-up (`lang_start`), which costs 19 system calls and about 25 µs
+//! per run (a SIGPIPE disposition, stack-guard discovery through /proc/self/maps, a
+//! sigaltstack) that a probe running every few seconds in every pod does not need. std's
+//! `args_os()` still works: glibc hands argv to std through `.init_array`.
+#![no_main]
+#![deny(unsafe_code)]
+
+use std::ffi::{c_char, c_int};
+
+use kubemem::args::{self, Parsed};
+use kubemem::report::write_all;
+use kubemem::Exit;
+use rustix::stdio::{stderr, stdout};
+
+// `no_mangle` counts as unsafe code (the symbol could clash); `main` is the one symbol the C
+// start-up code calls, and nothing else in the program defines it.
+#[allow(unsafe_code)]
+#[no_mangle]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    let exit = match args::parse(lexopt::Parser::from_env()) {
+        Ok(Parsed::Run(args)) => kubemem::run(&args.config(stdout(), stderr())),
+        Ok(Parsed::Help) => print(stdout(), args::HELP.as_bytes(), Exit::Ok),
+        Ok(Parsed::Version) => print(
+            stdout(),
+            concat!("kubemem ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
+            Exit::Ok,
+        ),
+        Err(e) => {
+            let msg = [b"kubemem: ".as_slice(), &e.0, b" (see kubemem --help)\n"].concat();
+            print(stderr(), &msg, Exit::Usage)
+        }
+    };
+    exit as c_int
+}
+
+fn print(fd: rustix::fd::BorrowedFd<'_>, text: &[u8], exit: Exit) -> Exit {
+    let _ = write_all(fd, text);
+    exit
+}

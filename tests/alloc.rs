@@ -1,0 +1,146 @@
+//! "No heap allocation after argument parsing", checked: a counting global allocator wraps
+//! the system one, arguments are parsed first, then every allocation made by `kubemem::run`
+//! on this thread fails the test. Covers the healthy, warning, failure (with a logfile and
+//! JSON), error and real-cgroup paths.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::fs;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use kubemem::args::{parse, Parsed};
+use kubemem::Exit;
+
+struct Counting;
+
+thread_local! {
+    // `const` thread-locals need no lazy initialisation, so reading them cannot allocate.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static COUNT: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ARMED.with(Cell::get) {
+            COUNT.with(|c| c.set(c.get() + 1));
+        }
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Parses `argv`, then runs the probe with the allocator armed; returns the exit code and
+/// the number of allocations `run` made.
+fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
+    let Ok(Parsed::Run(args)) = parse(lexopt::Parser::from_args(argv.iter().copied())) else {
+        panic!("bad test arguments {argv:?}");
+    };
+    let sink = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    let cfg = args.config(sink.as_fd(), sink.as_fd());
+    COUNT.with(|c| c.set(0));
+    ARMED.with(|a| a.set(true));
+    let exit = kubemem::run(&cfg);
+    ARMED.with(|a| a.set(false));
+    (exit, COUNT.with(Cell::get))
+}
+
+/// A minimal cgroup v2 tree (a Kubernetes container with its own cgroup namespace).
+fn v2_tree(name: &str, current: u64) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("kubemem-alloc-{}-{name}", std::process::id()));
+    let cg = root.join("sys/fs/cgroup");
+    fs::create_dir_all(root.join("proc/self")).unwrap();
+    fs::create_dir_all(&cg).unwrap();
+    fs::write(root.join("proc/self/cgroup"), "0::/\n").unwrap();
+    fs::write(
+        root.join("proc/self/mountinfo"),
+        "1 0 0:1 / / rw - overlay overlay rw\n2 1 0:2 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw,nsdelegate\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("proc/meminfo"),
+        "MemTotal:       16384000 kB\nMemFree:         1000 kB\n",
+    )
+    .unwrap();
+    fs::write(cg.join("memory.current"), format!("{current}\n")).unwrap();
+    fs::write(cg.join("memory.max"), "1073741824\n").unwrap();
+    fs::write(
+        cg.join("memory.stat"),
+        "anon 1\nfile 2\ninactive_file 1048576\nactive_file 0\n",
+    )
+    .unwrap();
+    root
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn no_allocation_after_argument_parsing() {
+    let healthy = v2_tree("healthy", 100 << 20);
+    let full = v2_tree("full", 1 << 30);
+    let full_cgroup = full.join("sys/fs/cgroup");
+    let log = std::env::temp_dir().join(format!("kubemem-alloc-{}.log", std::process::id()));
+    let cases: &[(&[&str], Exit)] = &[
+        (&["--root", s(&healthy)], Exit::Ok),
+        (&["--root", s(&healthy), "-v"], Exit::Ok),
+        (&["--root", s(&healthy), "-w", "5"], Exit::Ok),
+        (
+            &["--root", s(&full), "-l", s(&log), "--log-format", "json"],
+            Exit::Failure,
+        ),
+        (
+            &[
+                "--root",
+                s(&full),
+                "--usage",
+                "total",
+                "-f",
+                "2Gi",
+                "-w",
+                "1Gi",
+            ],
+            Exit::Ok,
+        ),
+        (
+            &["--cgroup", s(&full_cgroup), "-l", "/nonexistent/dir/log"],
+            Exit::Failure,
+        ),
+        (&["--root", "/nonexistent"], Exit::CannotMeasure),
+        (&["--root", "/nonexistent", "--on-error", "pass"], Exit::Ok),
+        // This machine's own cgroup, whatever it is.
+        (&["-v"], Exit::Ok),
+    ];
+    for (argv, want) in cases {
+        let (exit, allocs) = allocations_during_run(argv);
+        assert_eq!(exit, *want, "{argv:?}");
+        assert_eq!(
+            allocs, 0,
+            "{argv:?} allocated {allocs} times after argument parsing"
+        );
+    }
+    // The counter itself works: an allocation while armed is seen.
+    ARMED.with(|a| a.set(true));
+    let v = std::hint::black_box(vec![1u8; 10]);
+    ARMED.with(|a| a.set(false));
+    assert!(
+        COUNT.with(Cell::get) >= 1,
+        "the counting allocator saw nothing"
+    );
+    drop(v);
+    for dir in [healthy, full] {
+        fs::remove_dir_all(dir).unwrap();
+    }
+    let _ = fs::remove_file(log);
+}

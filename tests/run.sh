@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: the command README.md gives and .ci/run runs.
+#
+# 1. cargo test: unit tests of every parser, the CLI suite over fixture trees, the
+#    allocation check, the probe on this machine's own cgroup;
+# 2. clippy and rustfmt, so the code stays reviewable;
+# 3. the release build (static, under the size ceiling) and a run of it here;
+# 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM), when present.
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "release build"
+./build.sh
+
+step "release binary on this machine's own cgroup"
+target/dist/kubemem --verbose
+
+if [ -x tests/real/run.sh ]; then
+    step "real kernels"
+    tests/real/run.sh all
+fi
