@@ -1,0 +1,1219 @@
+//! Integration tests: run the built `kubemem` binary against the fixture trees in
+//! `tests/fixtures/<case>/` through `--root`. See `tests/fixtures/README.md` for what each
+//! fixture models. Expected numbers are derived by hand from the fixture files.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubemem");
+/// `MemTotal: 16384000 kB` in every fixture's proc/meminfo.
+const MEMTOTAL: u64 = 16_384_000 * 1024;
+const MAX_LINE: usize = 400;
+
+fn fixture(case: &str) -> String {
+    let p = format!("{}/tests/fixtures/{}", env!("CARGO_MANIFEST_DIR"), case);
+    assert!(PathBuf::from(&p).is_dir(), "missing fixture {p}");
+    p
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    cmd: String,
+}
+
+impl Out {
+    fn ctx(&self) -> String {
+        format!(
+            "\n  command: {}\n  exit: {}\n  stdout: {:?}\n  stderr: {:?}",
+            self.cmd, self.code, self.stdout, self.stderr
+        )
+    }
+    fn stdout_lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr.lines().collect()
+    }
+}
+
+/// Run the binary; with `case`, `--root <fixture>` is prepended. Every output line is checked
+/// against the 400-byte limit, counted without the `--root` prefix (the bytes the line has in
+/// production), so the result does not depend on where the repository is checked out.
+fn run(case: Option<&str>, args: &[&str]) -> Out {
+    let mut all: Vec<String> = Vec::new();
+    if let Some(c) = case {
+        all.push("--root".into());
+        all.push(fixture(c));
+    }
+    all.extend(args.iter().map(|s| s.to_string()));
+    let output = Command::new(BIN)
+        .args(&all)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("failed to run kubemem");
+    let out = Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).expect("stdout not UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr not UTF-8"),
+        cmd: format!("kubemem {}", all.join(" ")),
+    };
+    for l in out.stdout.lines().chain(out.stderr.lines()) {
+        assert!(
+            l.len() < MAX_LINE,
+            "line of {} bytes (>= {MAX_LINE}): {l}{}",
+            l.len(),
+            out.ctx()
+        );
+    }
+    out
+}
+
+/// Parse one logfmt line into ordered key/value pairs. Values may be double-quoted with
+/// `\"` and `\\` escapes. Panics on malformed input or duplicate keys.
+fn logfmt(line: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        if i >= b.len() {
+            break;
+        }
+        let ks = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b' ' {
+            i += 1;
+        }
+        assert!(
+            i < b.len() && b[i] == b'=',
+            "logfmt: key without '=' in {line:?}"
+        );
+        let key = line[ks..i].to_string();
+        assert!(!key.is_empty(), "logfmt: empty key in {line:?}");
+        i += 1;
+        let mut val = String::new();
+        if i < b.len() && b[i] == b'"' {
+            i += 1;
+            let mut closed = false;
+            let mut bytes = Vec::new();
+            while i < b.len() {
+                match b[i] {
+                    b'\\' if i + 1 < b.len() => {
+                        bytes.push(b[i + 1]);
+                        i += 2;
+                    }
+                    b'"' => {
+                        closed = true;
+                        i += 1;
+                        break;
+                    }
+                    c => {
+                        bytes.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            assert!(closed, "logfmt: unterminated quote in {line:?}");
+            assert!(
+                i >= b.len() || b[i] == b' ',
+                "logfmt: garbage after quote in {line:?}"
+            );
+            val = String::from_utf8(bytes).unwrap();
+        } else {
+            let vs = i;
+            while i < b.len() && b[i] != b' ' {
+                i += 1;
+            }
+            val.push_str(&line[vs..i]);
+            assert!(!val.contains('"'), "logfmt: stray quote in {line:?}");
+        }
+        assert!(
+            out.iter().all(|(k, _)| *k != key),
+            "logfmt: duplicate key {key} in {line:?}"
+        );
+        out.push((key, val));
+    }
+    out
+}
+
+fn get<'a>(kv: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Assert the line has every expected key with the expected value.
+fn check_kv(line: &str, expected: &[(&str, String)], ctx: &str) {
+    let kv = logfmt(line);
+    for (k, v) in expected {
+        match get(&kv, k) {
+            Some(got) => assert_eq!(got, v, "key {k} in line {line:?}{ctx}"),
+            None => panic!("key {k} missing in line {line:?}{ctx}"),
+        }
+    }
+}
+
+/// Exactly one line on stdout; return it.
+fn one_stdout_line(o: &Out) -> String {
+    let lines = o.stdout_lines();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one stdout line{}",
+        o.ctx()
+    );
+    assert!(
+        o.stdout.ends_with('\n'),
+        "stdout line not newline-terminated{}",
+        o.ctx()
+    );
+    lines[0].to_string()
+}
+
+fn tmp_path(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("kubemem-cli-{}-{}-{}", std::process::id(), n, tag))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measured cases
+
+struct Case {
+    name: &'static str,
+    cgroup: &'static str,
+    limit: u64,
+    source: &'static str,
+    used: u64,
+    percent: &'static str,
+    /// path of the measured cgroup directory relative to the fixture root ("" = none)
+    path: &'static str,
+}
+
+const MI: u64 = 1 << 20;
+const GI: u64 = 1 << 30;
+
+const K8S_V2_PRIV_POD: &str = "sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod52458485_2ef5_49c0_a7f3_38bac3d6e633.slice";
+const K8S_V2_PRIV_CTR: &str = "sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod52458485_2ef5_49c0_a7f3_38bac3d6e633.slice/cri-containerd-83ea524780687d71e47aa538aeecf38f83ec7ff226ad5adadcaf4cd1fa290fe9.scope";
+const K8S_V2_TIE_CTR: &str = "sys/fs/cgroup/kubepods.slice/kubepods-podbef29720_5493_4026_a95a_a63ff9c5e891.slice/cri-containerd-7c03e19941799040d37e0261d9340af09aff85404858d1083d0bbe18f8fb4e5d.scope";
+const COLON_PATH: &str = "sys/fs/cgroup/system.slice/containerd.service/kubepods-burstable-pod79e05c82_906d_42ed_a509_36c65bbb84a0.slice:cri-containerd:011bd3630355a4e842787a9d3dd22c4adfcd6aa4230740d3d6349fadc2eaca81";
+
+const CASES: &[Case] = &[
+    Case { name: "k8s-v2-cgroupns", cgroup: "v2", limit: GI, source: "cgroup",
+           used: 584 * MI - 100 * MI, percent: "47.2", path: "sys/fs/cgroup" },
+    Case { name: "k8s-v2-privileged", cgroup: "v2", limit: 2 * GI, source: "ancestor",
+           used: 1680 * MI - 60 * MI, percent: "79.1", path: K8S_V2_PRIV_POD },
+    Case { name: "docker-v1-hostroot", cgroup: "v1", limit: 512 * MI, source: "cgroup",
+           used: 442 * MI - 32 * MI, percent: "80.0",
+           path: "sys/fs/cgroup/memory/docker/3b05227ec45a20a7f4f94d28ed8f4d12b6125cf7ea67c679a625059d0282b669" },
+    Case { name: "k8s-v1-rootpath", cgroup: "v1", limit: 256 * MI, source: "cgroup",
+           used: 248 * MI - 4 * MI, percent: "95.3", path: "sys/fs/cgroup/memory" },
+    Case { name: "docker-v1-rootpath-sub", cgroup: "v1", limit: GI, source: "ancestor",
+           used: 740 * MI - 174 * MI, percent: "55.2", path: "sys/fs/cgroup/memory" },
+    Case { name: "hybrid-host", cgroup: "v1", limit: 768 * MI, source: "cgroup",
+           used: 382 * MI - 120 * MI, percent: "34.1",
+           path: "sys/fs/cgroup/memory/system.slice/billing-worker.service" },
+    Case { name: "v2-dind-init", cgroup: "v2", limit: 1536 * MI, source: "ancestor",
+           used: 1200 * MI - 200 * MI, percent: "65.1", path: "sys/fs/cgroup" },
+    Case { name: "v1-ecs-hierarchical", cgroup: "v1", limit: 2 * GI, source: "ancestor",
+           used: 1800 * MI - 50 * MI, percent: "85.4", path: "sys/fs/cgroup/memory" },
+    Case { name: "v2-unlimited-host", cgroup: "v2", limit: MEMTOTAL, source: "host",
+           used: 700 * MI - 200 * MI, percent: "3.1", path: "sys/fs/cgroup" },
+    Case { name: "v2-limit-above-memtotal", cgroup: "v2", limit: MEMTOTAL, source: "host",
+           used: 4 * GI - 512 * MI, percent: "22.4", path: "sys/fs/cgroup" },
+    Case { name: "v1-64k-unlimited", cgroup: "v1", limit: MEMTOTAL, source: "host",
+           used: GI - 256 * MI, percent: "4.8", path: "sys/fs/cgroup/memory" },
+    Case { name: "escaped-mountpoint", cgroup: "v2", limit: 512 * MI, source: "cgroup",
+           used: 308 * MI - 20 * MI, percent: "56.2", path: "sys/fs/cgroup x" },
+    Case { name: "multi-cgroup2-unusable-first", cgroup: "v2", limit: 256 * MI, source: "cgroup",
+           used: 128 * MI - 16 * MI, percent: "43.7", path: "sys/fs/cgroup" },
+    Case { name: "stacked-cgroup2", cgroup: "v2", limit: 4 * GI, source: "cgroup",
+           used: 3688 * MI - 8 * MI, percent: "89.8", path: "sys/fs/cgroup" },
+    Case { name: "containerd-systemd-colon", cgroup: "v2", limit: 384 * MI, source: "cgroup",
+           used: 368 * MI - 4 * MI, percent: "94.7", path: COLON_PATH },
+    Case { name: "v1-comounted", cgroup: "v1", limit: GI, source: "cgroup",
+           used: 512 * MI - 256 * MI, percent: "25.0", path: "sys/fs/cgroup/cpu,cpuacct,memory" },
+    Case { name: "k8s-v1-hostpath-cgroup", cgroup: "v1", limit: GI, source: "ancestor",
+           used: (700 + 156 + 1) * MI - (80 + 16) * MI, percent: "74.3",
+           path: "sys/fs/cgroup/memory/kubepods/burstable/pod90211943-9228-4c64-aedb-22be9cf0c490" },
+    Case { name: "k8s-v2-privileged-tie", cgroup: "v2", limit: 512 * MI, source: "cgroup",
+           used: 400 * MI - 40 * MI, percent: "70.3", path: K8S_V2_TIE_CTR },
+    Case { name: "v2-limit-equals-memtotal", cgroup: "v2", limit: MEMTOTAL, source: "host",
+           used: 2 * GI - 512 * MI, percent: "9.6", path: "sys/fs/cgroup" },
+    Case { name: "v1-two-memory-mounts", cgroup: "v1", limit: 300 * MI, source: "cgroup",
+           used: 200 * MI - 24 * MI, percent: "58.6", path: "sys/fs/cgroup/memory" },
+    Case { name: "v2-stat-missing", cgroup: "v2", limit: 512 * MI, source: "cgroup",
+           used: 410 * MI, percent: "80.0", path: "sys/fs/cgroup" },
+    Case { name: "v1-inactive-above-usage", cgroup: "v1", limit: 100 * MI, source: "cgroup",
+           used: 0, percent: "0.0", path: "sys/fs/cgroup/memory" },
+    Case { name: "v2-stat-reordered", cgroup: "v2", limit: GI, source: "cgroup",
+           used: 900 * MI - 400 * MI, percent: "48.8", path: "sys/fs/cgroup" },
+    Case { name: "v2-no-final-newline", cgroup: "v2", limit: GI, source: "cgroup",
+           used: 214_745_088 - 14_745_600, percent: "18.6", path: "sys/fs/cgroup" },
+];
+
+fn level_for(percent: &str, warn: f64, fail: f64) -> &'static str {
+    let p: f64 = percent.parse().unwrap();
+    if p >= fail {
+        "failure"
+    } else if p >= warn {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
+fn expected_kv(c: &Case, level: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("level", level.to_string()),
+        ("used", c.used.to_string()),
+        ("limit", c.limit.to_string()),
+        ("percent", c.percent.to_string()),
+        ("warning", "75%".to_string()),
+        ("failure", "90%".to_string()),
+        ("usage", "working-set".to_string()),
+        ("cgroup", c.cgroup.to_string()),
+        ("limit_source", c.source.to_string()),
+        ("path", format!("{}/{}", fixture(c.name), c.path)),
+    ]
+}
+
+#[test]
+fn percent_values_in_table_are_consistent() {
+    // guard against typos in the table: percent = floor(used*1000/limit)/10
+    for c in CASES {
+        let t = (c.used as u128 * 1000 / c.limit as u128) as u64;
+        assert_eq!(
+            format!("{}.{}", t / 10, t % 10),
+            c.percent,
+            "case {}",
+            c.name
+        );
+    }
+}
+
+#[test]
+fn measured_cases_verbose() {
+    let mut failures = Vec::new();
+    for c in CASES {
+        let o = run(Some(c.name), &["-v"]);
+        let level = level_for(c.percent, 75.0, 90.0);
+        let want_code = if level == "failure" { 4 } else { 0 };
+        let r = std::panic::catch_unwind(|| {
+            assert_eq!(o.code, want_code, "exit code{}", o.ctx());
+            let line = one_stdout_line(&o);
+            check_kv(&line, &expected_kv(c, level), &o.ctx());
+            let kv = logfmt(&line);
+            assert_eq!(kv.len(), 10, "unexpected key set in {line:?}");
+        });
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("[{}] {}", c.name, msg));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn measured_cases_default_output_only_at_warning_or_failure() {
+    for c in CASES {
+        let o = run(Some(c.name), &[]);
+        let level = level_for(c.percent, 75.0, 90.0);
+        match level {
+            "ok" => {
+                assert_eq!(o.code, 0, "[{}]{}", c.name, o.ctx());
+                assert!(
+                    o.stdout.is_empty(),
+                    "[{}] healthy run must be silent{}",
+                    c.name,
+                    o.ctx()
+                );
+                assert!(
+                    o.stderr.is_empty(),
+                    "[{}] healthy run must be silent{}",
+                    c.name,
+                    o.ctx()
+                );
+            }
+            _ => {
+                let want = if level == "failure" { 4 } else { 0 };
+                assert_eq!(o.code, want, "[{}]{}", c.name, o.ctx());
+                let line = one_stdout_line(&o);
+                check_kv(
+                    &line,
+                    &expected_kv(c, level),
+                    &format!("[{}]{}", c.name, o.ctx()),
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn path_with_space_is_quoted() {
+    let o = run(Some("escaped-mountpoint"), &["-v"]);
+    let line = one_stdout_line(&o);
+    let want = format!("path=\"{}/sys/fs/cgroup x\"", fixture("escaped-mountpoint"));
+    assert!(line.contains(&want), "want {want} in {line:?}");
+}
+
+#[test]
+fn verbose_long_flag_on_healthy_case() {
+    let o = run(Some("k8s-v2-cgroupns"), &["--verbose"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[("level", "ok".into()), ("percent", "47.2".into())],
+        &o.ctx(),
+    );
+    assert!(o.stderr.is_empty(), "{}", o.ctx());
+}
+
+#[test]
+fn usage_total() {
+    // k8s-v2-cgroupns: memory.current 584Mi of 1Gi
+    let o = run(Some("k8s-v2-cgroupns"), &["--usage", "total", "-v"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "ok".into()),
+            ("used", (584 * MI).to_string()),
+            ("limit", GI.to_string()),
+            ("percent", "57.0".into()),
+            ("usage", "total".into()),
+        ],
+        &o.ctx(),
+    );
+
+    // docker-v1-hostroot: memory.usage_in_bytes 442Mi of 512Mi -> 86.3 warning
+    let o = run(Some("docker-v1-hostroot"), &["--usage", "total"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "warning".into()),
+            ("used", (442 * MI).to_string()),
+            ("percent", "86.3".into()),
+            ("usage", "total".into()),
+            ("cgroup", "v1".into()),
+        ],
+        &o.ctx(),
+    );
+
+    // k8s-v2-privileged: the pod slice carries the limit -> its raw memory.current (1680Mi of 2Gi)
+    let o = run(Some("k8s-v2-privileged"), &["--usage", "total"]);
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "warning".into()),
+            ("used", (1680 * MI).to_string()),
+            ("percent", "82.0".into()),
+            ("limit_source", "ancestor".into()),
+            (
+                "path",
+                format!("{}/{}", fixture("k8s-v2-privileged"), K8S_V2_PRIV_POD),
+            ),
+        ],
+        &o.ctx(),
+    );
+
+    // stale v1 stats: raw usage is not clamped
+    let o = run(Some("v1-inactive-above-usage"), &["--usage=total", "-v"]);
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[("used", "4313088".into()), ("percent", "4.1".into())],
+        &o.ctx(),
+    );
+}
+
+#[test]
+fn explicit_cgroup_dir() {
+    // --cgroup DIR is used as given (a full path, not prefixed by --root); ancestors are not walked.
+    // k8s-v2-privileged container scope: memory.max = max -> MemTotal of the --root meminfo;
+    // used = 1676Mi - (60Mi - 8192) of the container itself.
+    let root = fixture("k8s-v2-privileged");
+    let dir = format!("{root}/{K8S_V2_PRIV_CTR}");
+    let o = run(Some("k8s-v2-privileged"), &["--cgroup", &dir, "-v"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "ok".into()),
+            ("used", (1676 * MI - (60 * MI - 8192)).to_string()),
+            ("limit", MEMTOTAL.to_string()),
+            ("percent", "10.1".into()),
+            ("limit_source", "host".into()),
+            ("cgroup", "v2".into()),
+            ("path", dir.clone()),
+        ],
+        &o.ctx(),
+    );
+
+    // the pod slice itself: its own limit
+    let dir = format!("{root}/{K8S_V2_PRIV_POD}");
+    let o = run(Some("k8s-v2-privileged"), &["--cgroup", &dir]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "warning".into()),
+            ("used", "1698693120".into()),
+            ("limit", (2 * GI).to_string()),
+            ("limit_source", "cgroup".into()),
+            ("path", dir.clone()),
+        ],
+        &o.ctx(),
+    );
+
+    // v1: hierarchical_memory_limit still applies
+    let dir = format!("{}/sys/fs/cgroup/memory", fixture("v1-ecs-hierarchical"));
+    let o = run(Some("v1-ecs-hierarchical"), &["--cgroup", &dir]);
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "warning".into()),
+            ("used", "1835008000".into()),
+            ("limit", (2 * GI).to_string()),
+            ("limit_source", "ancestor".into()),
+            ("cgroup", "v1".into()),
+            ("path", dir.clone()),
+        ],
+        &o.ctx(),
+    );
+
+    // no detection: works without /proc/self/cgroup (100Mi - 10Mi of 1Gi)
+    let dir = format!("{}/sys/fs/cgroup", fixture("err-no-proc-cgroup"));
+    let o = run(Some("err-no-proc-cgroup"), &["--cgroup", &dir, "-v"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "ok".into()),
+            ("used", (90 * MI).to_string()),
+            ("percent", "8.7".into()),
+            ("limit_source", "cgroup".into()),
+            ("path", dir),
+        ],
+        &o.ctx(),
+    );
+
+    // a directory that is not a memory cgroup
+    let dir = format!("{}/sys/fs/cgroup/unified", fixture("hybrid-host"));
+    let o = run(Some("hybrid-host"), &["--cgroup", &dir]);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert_eq!(o.stderr_lines().len(), 1, "{}", o.ctx());
+    assert!(o.stderr.starts_with("level=error "), "{}", o.ctx());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thresholds (k8s-v2-cgroupns: used 507510784 of 1073741824 = 47.2%)
+
+struct Thr {
+    args: &'static [&'static str],
+    code: i32,
+    level: &'static str, // "" = no line expected
+    warning: &'static str,
+    failure: &'static str,
+}
+
+const THRESHOLDS: &[Thr] = &[
+    Thr {
+        args: &["-w", "40", "-f", "50"],
+        code: 0,
+        level: "warning",
+        warning: "40%",
+        failure: "50%",
+    },
+    Thr {
+        args: &["-w", "40%", "-f", "45%"],
+        code: 4,
+        level: "failure",
+        warning: "40%",
+        failure: "45%",
+    },
+    Thr {
+        args: &["--warning", "30", "--failure", "47.2"],
+        code: 4,
+        level: "failure",
+        warning: "30%",
+        failure: "47.2%",
+    },
+    Thr {
+        args: &["-w", "30", "-f", "47.3", "-v"],
+        code: 0,
+        level: "warning",
+        warning: "30%",
+        failure: "47.3%",
+    },
+    Thr {
+        args: &["-w", "85%", "-f", "92.5", "-v"],
+        code: 0,
+        level: "ok",
+        warning: "85%",
+        failure: "92.5%",
+    },
+    Thr {
+        args: &["-w", "12.34", "-f", "56.78"],
+        code: 0,
+        level: "warning",
+        warning: "12.34%",
+        failure: "56.78%",
+    },
+    Thr {
+        args: &["-w", "40", "-f", "40"],
+        code: 4,
+        level: "failure",
+        warning: "40%",
+        failure: "40%",
+    },
+    Thr {
+        args: &["-w", "0", "-f", "100"],
+        code: 0,
+        level: "warning",
+        warning: "0%",
+        failure: "100%",
+    },
+    Thr {
+        args: &["-w", "400Mi", "-f", "512M"],
+        code: 0,
+        level: "warning",
+        warning: "419430400",
+        failure: "512000000",
+    },
+    Thr {
+        args: &["-w", "400Mi", "-f", "480Mi"],
+        code: 4,
+        level: "failure",
+        warning: "419430400",
+        failure: "503316480",
+    },
+    Thr {
+        args: &["-w", "900Mi", "-f", "1.5Gi", "-v"],
+        code: 0,
+        level: "ok",
+        warning: "943718400",
+        failure: "1610612736",
+    },
+    Thr {
+        args: &["-w", "495616k", "-f", "2G"],
+        code: 0,
+        level: "warning",
+        warning: "495616000",
+        failure: "2000000000",
+    },
+    Thr {
+        args: &["-w", "484Ki", "-f", "1Ti", "-v"],
+        code: 0,
+        level: "warning",
+        warning: "495616",
+        failure: "1099511627776",
+    },
+    Thr {
+        args: &["-w", "1T", "-f", "2T", "-v"],
+        code: 0,
+        level: "ok",
+        warning: "1000000000000",
+        failure: "2000000000000",
+    },
+    Thr {
+        args: &["-w", "900Mi", "-f", "1Gi"],
+        code: 0,
+        level: "",
+        warning: "",
+        failure: "",
+    },
+    Thr {
+        args: &["-w", "40", "-f", "900Mi"],
+        code: 0,
+        level: "warning",
+        warning: "40%",
+        failure: "943718400",
+    },
+    Thr {
+        args: &["-w", "400Mi", "-f", "95"],
+        code: 0,
+        level: "warning",
+        warning: "419430400",
+        failure: "95%",
+    },
+    Thr {
+        args: &["-w", "40", "-f", "484Mi"],
+        code: 4,
+        level: "failure",
+        warning: "40%",
+        failure: "507510784",
+    },
+    // mixed kinds are not compared with each other: 2Gi "above" 50% is fine
+    Thr {
+        args: &["-w", "2Gi", "-f", "50"],
+        code: 0,
+        level: "",
+        warning: "",
+        failure: "",
+    },
+];
+
+#[test]
+fn thresholds() {
+    for t in THRESHOLDS {
+        let o = run(Some("k8s-v2-cgroupns"), t.args);
+        assert_eq!(o.code, t.code, "{:?}{}", t.args, o.ctx());
+        if t.level.is_empty() {
+            assert!(
+                o.stdout.is_empty(),
+                "{:?}: expected no output{}",
+                t.args,
+                o.ctx()
+            );
+            continue;
+        }
+        let line = one_stdout_line(&o);
+        check_kv(
+            &line,
+            &[
+                ("level", t.level.into()),
+                ("warning", t.warning.into()),
+                ("failure", t.failure.into()),
+                ("used", "507510784".into()),
+                ("limit", "1073741824".into()),
+                ("percent", "47.2".into()),
+            ],
+            &format!("{:?}{}", t.args, o.ctx()),
+        );
+    }
+}
+
+#[test]
+fn threshold_92_5_on_failing_case() {
+    // k8s-v1-rootpath: 95.3%
+    let o = run(Some("k8s-v1-rootpath"), &["-w", "85", "-f", "92.5"]);
+    assert_eq!(o.code, 4, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[
+            ("level", "failure".into()),
+            ("warning", "85%".into()),
+            ("failure", "92.5%".into()),
+        ],
+        &o.ctx(),
+    );
+    // stacked-cgroup2: 89.8% -> warning with 92.5
+    let o = run(Some("stacked-cgroup2"), &["-w", "85", "-f", "92.5"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(
+        &line,
+        &[("level", "warning".into()), ("failure", "92.5%".into())],
+        &o.ctx(),
+    );
+}
+
+#[test]
+fn warning_above_failure_is_usage_error() {
+    for args in [
+        &["-w", "95", "-f", "90"][..],
+        &["-w", "90.01", "-f", "90"][..],
+        &["-w", "1Gi", "-f", "900Mi"][..],
+        &["-w", "2G", "-f", "1.5Gi"][..],
+        &["-f", "70"][..], // default warning 75 > 70
+    ] {
+        let o = run(Some("k8s-v2-cgroupns"), args);
+        assert_eq!(o.code, 3, "{args:?}{}", o.ctx());
+        assert!(o.stdout.is_empty(), "{args:?}{}", o.ctx());
+        assert!(o.stderr.starts_with("kubemem: "), "{args:?}{}", o.ctx());
+    }
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let cases: &[&[&str]] = &[
+        &["--bogus"],
+        &["-x"],
+        &["extra-positional"],
+        &["-w"],
+        &["--failure"],
+        &["-w", ""],
+        &["-w", "abc"],
+        &["-w", "101"],
+        &["-f", "100.01"],
+        &["-w", "-5"],
+        &["-w", "85.123"],
+        &["-w", "85%%"],
+        &["-w", "10Xi"],
+        &["-w", "10m"],
+        &["-w", "10Pi"],
+        &["-f", "1.5.0Gi"],
+        &["--usage", "rss"],
+        &["--usage"],
+        &["--log-format", "xml"],
+        &["--on-error", "maybe"],
+        &["--on-error", "pass", "-w", "abc"],
+    ];
+    for args in cases {
+        let o = run(Some("k8s-v2-cgroupns"), args);
+        assert_eq!(o.code, 3, "{args:?}{}", o.ctx());
+        assert!(o.stdout.is_empty(), "{args:?}{}", o.ctx());
+        assert!(
+            o.stderr.starts_with("kubemem: "),
+            "{args:?}: stderr should start with 'kubemem: '{}",
+            o.ctx()
+        );
+    }
+}
+
+#[test]
+fn help_and_version() {
+    for flag in ["--help", "-h"] {
+        let o = run(None, &[flag]);
+        assert_eq!(o.code, 0, "{}", o.ctx());
+        assert!(
+            o.stdout.contains("--warning") && o.stdout.contains("--failure"),
+            "{}",
+            o.ctx()
+        );
+        assert!(
+            o.stdout.contains("--root") && o.stdout.contains("--on-error"),
+            "{}",
+            o.ctx()
+        );
+    }
+    for flag in ["--version", "-V"] {
+        let o = run(None, &[flag]);
+        assert_eq!(o.code, 0, "{}", o.ctx());
+        assert!(o.stdout.contains(env!("CARGO_PKG_VERSION")), "{}", o.ctx());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logfile (the flags of the C kubemem)
+
+#[test]
+fn logfile_at_failure_goes_to_file_and_stdout() {
+    let log = tmp_path("fail.log");
+    std::fs::write(&log, "previous line\n").unwrap();
+    let logs = log.to_str().unwrap();
+    for round in 1..=2 {
+        let o = run(
+            Some("k8s-v1-rootpath"),
+            &["--warning", "85", "--failure", "95", "--logfile", logs],
+        );
+        assert_eq!(o.code, 4, "{}", o.ctx());
+        let line = one_stdout_line(&o);
+        check_kv(
+            &line,
+            &[
+                ("level", "failure".into()),
+                ("warning", "85%".into()),
+                ("failure", "95%".into()),
+                ("percent", "95.3".into()),
+            ],
+            &o.ctx(),
+        );
+        let content = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = content.lines().collect();
+        assert_eq!(lines.len(), 1 + round, "logfile content {content:?}");
+        assert_eq!(
+            lines[0], "previous line",
+            "logfile must be appended to: {content:?}"
+        );
+        assert_eq!(lines[round], line, "logfile line differs from stdout line");
+        assert!(content.ends_with('\n'));
+    }
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn logfile_at_warning_goes_to_file_only() {
+    let log = tmp_path("warn.log");
+    let logs = log.to_str().unwrap();
+    // v1-ecs-hierarchical: 85.4%
+    let o = run(
+        Some("v1-ecs-hierarchical"),
+        &["-w", "85", "-f", "95", "-l", logs],
+    );
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    assert!(
+        o.stdout.is_empty(),
+        "warning must not go to stdout with --logfile{}",
+        o.ctx()
+    );
+    let content = std::fs::read_to_string(&log).expect("logfile created");
+    let lines: Vec<&str> = content.lines().collect();
+    assert_eq!(lines.len(), 1, "{content:?}");
+    check_kv(
+        lines[0],
+        &[
+            ("level", "warning".into()),
+            ("percent", "85.4".into()),
+            ("limit_source", "ancestor".into()),
+            ("cgroup", "v1".into()),
+        ],
+        &o.ctx(),
+    );
+    let _ = std::fs::remove_file(&log);
+
+    // healthy with -v: the ok line goes to the logfile only
+    let log3 = tmp_path("verbose.log");
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &["-v", "--logfile", log3.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    assert!(o.stdout.is_empty(), "{}", o.ctx());
+    let content = std::fs::read_to_string(&log3).expect("logfile created");
+    assert_eq!(content.lines().count(), 1, "{content:?}");
+    check_kv(
+        content.lines().next().unwrap(),
+        &[("level", "ok".into()), ("percent", "47.2".into())],
+        &o.ctx(),
+    );
+    let _ = std::fs::remove_file(&log3);
+
+    // healthy without -v: nothing written
+    let log2 = tmp_path("ok.log");
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &["--logfile", log2.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    assert!(o.stdout.is_empty(), "{}", o.ctx());
+    let content = std::fs::read_to_string(&log2).unwrap_or_default();
+    assert!(content.is_empty(), "{content:?}");
+    let _ = std::fs::remove_file(&log2);
+}
+
+#[test]
+fn unwritable_logfile_keeps_exit_code() {
+    let dir = tmp_path("no-such-dir");
+    let log = dir.join("kubemem.log");
+    let logs = log.to_str().unwrap();
+    // failure case: exit 4 unchanged, message on stderr, failure line still on stdout
+    let o = run(
+        Some("k8s-v1-rootpath"),
+        &["--warning", "85", "--failure", "95", "--logfile", logs],
+    );
+    assert_eq!(o.code, 4, "{}", o.ctx());
+    assert!(
+        !o.stderr.trim().is_empty(),
+        "expected a message on stderr{}",
+        o.ctx()
+    );
+    let line = one_stdout_line(&o);
+    check_kv(&line, &[("level", "failure".into())], &o.ctx());
+    // warning case: exit 0 unchanged, message on stderr
+    let o = run(
+        Some("v1-ecs-hierarchical"),
+        &["-w", "85", "-f", "95", "-l", logs],
+    );
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    assert!(
+        !o.stderr.trim().is_empty(),
+        "expected a message on stderr{}",
+        o.ctx()
+    );
+    assert!(!dir.exists(), "must not create the directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+#[test]
+fn json_output() {
+    let o = run(Some("k8s-v1-rootpath"), &["--log-format", "json"]);
+    assert_eq!(o.code, 4, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line:?}");
+    let path = format!("{}/sys/fs/cgroup/memory", fixture("k8s-v1-rootpath"));
+    for want in [
+        "\"level\":\"failure\"".to_string(),
+        "\"used\":255852544".to_string(),
+        "\"limit\":268435456".to_string(),
+        "\"percent\":95.3".to_string(),
+        "\"warning\":\"75%\"".to_string(),
+        "\"failure\":\"90%\"".to_string(),
+        "\"usage\":\"working-set\"".to_string(),
+        "\"cgroup\":\"v1\"".to_string(),
+        "\"limit_source\":\"cgroup\"".to_string(),
+        format!("\"path\":\"{path}\""),
+    ] {
+        assert!(line.contains(&want), "want {want} in {line:?}");
+    }
+
+    let o = run(Some("escaped-mountpoint"), &["--log-format=json", "-v"]);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    assert!(line.starts_with('{') && line.ends_with('}'), "{line:?}");
+    assert!(line.contains("\"level\":\"ok\""), "{line:?}");
+    assert!(line.contains("\"percent\":56.2"), "{line:?}");
+    let path = format!(
+        "\"path\":\"{}/sys/fs/cgroup x\"",
+        fixture("escaped-mountpoint")
+    );
+    assert!(line.contains(&path), "want {path} in {line:?}");
+
+    let o = run(
+        Some("v1-inactive-above-usage"),
+        &["--log-format", "json", "-v"],
+    );
+    let line = one_stdout_line(&o);
+    assert!(
+        line.contains("\"used\":0,") && line.contains("\"percent\":0.0"),
+        "{line:?}"
+    );
+}
+
+#[test]
+fn json_error() {
+    let o = run(Some("err-current-suffix"), &["--log-format", "json"]);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert!(o.stdout.is_empty(), "{}", o.ctx());
+    let lines = o.stderr_lines();
+    assert_eq!(lines.len(), 1, "{}", o.ctx());
+    let l = lines[0];
+    assert!(l.starts_with('{') && l.ends_with('}'), "{l:?}");
+    assert!(l.contains("\"level\":\"error\""), "{l:?}");
+    assert!(l.contains("/sys/fs/cgroup/memory.current\""), "{l:?}");
+    assert!(l.contains("\"error\":\""), "{l:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+struct Err {
+    name: &'static str,
+    args: &'static [&'static str],
+    /// the named file must end with one of these (relative to the fixture root)
+    file: &'static [&'static str],
+}
+
+const ERRORS: &[Err] = &[
+    Err {
+        name: "err-no-proc-cgroup",
+        args: &[],
+        file: &["proc/self/cgroup"],
+    },
+    Err {
+        name: "err-no-memory-line",
+        args: &[],
+        file: &["proc/self/cgroup"],
+    },
+    Err {
+        name: "err-no-mount",
+        args: &[],
+        file: &["proc/self/mountinfo"],
+    },
+    Err {
+        name: "err-outside-mount-root",
+        args: &[],
+        file: &["proc/self/mountinfo"],
+    },
+    Err {
+        name: "err-cgroupns-no-fresh-mount",
+        args: &[],
+        file: &["proc/self/mountinfo"],
+    },
+    // memory controller off: memory.current and memory.max are both absent; either may be named
+    Err {
+        name: "err-memory-controller-off",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current", "sys/fs/cgroup/memory.max"],
+    },
+    Err {
+        name: "err-no-memory-current",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-no-memory-current",
+        args: &["-v"],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-cr",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-suffix",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-minus",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-plus",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-empty",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-overflow",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-current-overflow",
+        args: &["-v"],
+        file: &["sys/fs/cgroup/memory.current"],
+    },
+    Err {
+        name: "err-max-malformed",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.max"],
+    },
+    Err {
+        name: "err-stat-malformed",
+        args: &[],
+        file: &["sys/fs/cgroup/memory.stat"],
+    },
+    Err {
+        name: "err-stat-malformed",
+        args: &["-v"],
+        file: &["sys/fs/cgroup/memory.stat"],
+    },
+    Err {
+        name: "err-v1-limit-sign",
+        args: &[],
+        file: &["sys/fs/cgroup/memory/memory.limit_in_bytes"],
+    },
+    Err {
+        name: "err-v1-stat-malformed",
+        args: &["-v"],
+        file: &["sys/fs/cgroup/memory/memory.stat"],
+    },
+];
+
+#[test]
+fn errors() {
+    let mut failures = Vec::new();
+    for e in ERRORS {
+        let r = std::panic::catch_unwind(|| {
+            let o = run(Some(e.name), e.args);
+            assert_eq!(o.code, 2, "exit code{}", o.ctx());
+            assert!(o.stdout.is_empty(), "stdout must be empty{}", o.ctx());
+            let lines = o.stderr_lines();
+            assert_eq!(lines.len(), 1, "stderr must be exactly one line{}", o.ctx());
+            assert!(
+                o.stderr.ends_with('\n'),
+                "stderr line not newline-terminated{}",
+                o.ctx()
+            );
+            let kv = logfmt(lines[0]);
+            let keys: Vec<&str> = kv.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys, ["level", "file", "error"], "{}", o.ctx());
+            assert_eq!(get(&kv, "level"), Some("error"), "{}", o.ctx());
+            let file = get(&kv, "file").unwrap_or_else(|| panic!("no file= key{}", o.ctx()));
+            assert!(
+                e.file.iter().any(|f| file.ends_with(&format!("/{f}"))),
+                "file={file:?} should end with {:?}{}",
+                e.file,
+                o.ctx()
+            );
+            assert!(
+                file.starts_with(&fixture(e.name)),
+                "file={file:?} should carry the --root prefix{}",
+                o.ctx()
+            );
+            let reason = get(&kv, "error").unwrap_or_else(|| panic!("no error= key{}", o.ctx()));
+            assert!(!reason.trim().is_empty(), "empty reason{}", o.ctx());
+
+            let mut args: Vec<&str> = e.args.to_vec();
+            args.extend(["--on-error", "pass"]);
+            let o = run(Some(e.name), &args);
+            assert_eq!(o.code, 0, "--on-error pass{}", o.ctx());
+            assert!(
+                o.stdout.is_empty(),
+                "--on-error pass: stdout must be empty{}",
+                o.ctx()
+            );
+
+            let mut args: Vec<&str> = e.args.to_vec();
+            args.extend(["--on-error", "fail"]);
+            let o = run(Some(e.name), &args);
+            assert_eq!(o.code, 2, "--on-error fail{}", o.ctx());
+        });
+        if let Err(p) = r {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("[{} {:?}] {}", e.name, e.args, msg));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} error case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn root_that_does_not_exist_is_a_measurement_error() {
+    let missing = tmp_path("no-root");
+    let o = run(None, &["--root", missing.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert_eq!(o.stderr_lines().len(), 1, "{}", o.ctx());
+    assert!(o.stderr.contains("level=error"), "{}", o.ctx());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output size
+
+#[test]
+fn every_output_line_is_under_400_bytes() {
+    // `run` asserts the limit on every line; exercise every fixture in every format.
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().into_string().unwrap();
+        for args in [
+            &["-v"][..],
+            &["-v", "--log-format", "json"][..],
+            &["-v", "--usage", "total", "-w", "900Mi", "-f", "1.5Gi"][..],
+        ] {
+            let o = run(Some(&name), args);
+            assert!(
+                o.stdout.len() + o.stderr.len() > 0,
+                "{name}: no output with -v{}",
+                o.ctx()
+            );
+            n += 1;
+        }
+    }
+    assert!(n >= 3 * 30, "expected the fixture set, ran {n}");
+}
