@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod args;
+pub mod check;
 pub mod decide;
 pub mod error;
 pub mod locate;

@@ -2,8 +2,8 @@
 # The whole test suite: the command README.md gives and .ci/run runs.
 #
 # 1. cargo test: unit tests of every parser, the CLI suite over fixture trees, the
-#    allocation check, the probe on this machine's own cgroup;
-# 2. clippy and rustfmt, so the code stays reviewable;
+#    allocation check, the probe on this machine's own cgroup, the fuzz seeds replayed;
+# 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
 # 3. the release build (static, under the size ceiling) and a run of it here;
 # 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM), when present.
 set -Eeuo pipefail
@@ -19,6 +19,10 @@ cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test"
 cargo test --locked
+
+step "benchmarks and fuzz targets compile"
+cargo bench --locked --no-run
+cargo check --quiet --manifest-path fuzz/Cargo.toml
 
 step "release build"
 ./build.sh

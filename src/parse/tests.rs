@@ -1,17 +1,8 @@
 //! Edge rows for every parser, and a naive std oracle for the integer parser.
 
 use super::*;
+use crate::check::naive_u64;
 use crate::error::Malformed::*;
-
-/// The obvious std implementation: what `parse_u64` must agree with on every input it accepts.
-fn naive_u64(b: &[u8]) -> Option<u64> {
-    let s = std::str::from_utf8(b).ok()?;
-    let s = s.strip_suffix('\n').unwrap_or(s);
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
-}
 
 #[test]
 fn u64_rows() {

@@ -1,0 +1,193 @@
+//! Property checks behind the fuzz targets (`fuzz/fuzz_targets/*.rs` call these), also
+//! replayed by `cargo test` over the seed corpus and kept crash cases
+//! (`tests/fuzz_replay.rs`). Each takes arbitrary bytes, runs one parser, and panics when the
+//! result disagrees with a naive std implementation or breaks a round trip: "no panic" alone
+//! proves little.
+//!
+//! Not used by the probe; LTO drops it from the binary.
+#![doc(hidden)]
+
+extern crate std;
+
+use std::string::String;
+use std::vec::Vec;
+
+use crate::locate::{Selector, Version};
+use crate::parse::{self, Threshold};
+
+/// The obvious integer parser: optional single `\n`, then only ASCII digits, std's parse.
+pub fn naive_u64(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b).ok()?;
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// `parse_u64` and `parse_max` agree with std.
+pub fn u64(data: &[u8]) {
+    assert_eq!(
+        parse::parse_u64(data).ok(),
+        naive_u64(data),
+        "parse_u64 on {data:?}"
+    );
+    let want = match data {
+        b"max" | b"max\n" => Some(None),
+        _ => naive_u64(data).map(Some),
+    };
+    assert_eq!(parse::parse_max(data).ok(), want, "parse_max on {data:?}");
+}
+
+/// `parse_stat` finds exactly what a naive first-match line search finds.
+pub fn stat(data: &[u8]) {
+    let Ok(stat) = parse::parse_stat(data) else {
+        return;
+    };
+    let naive = |key: &[u8]| {
+        data.split(|&c| c == b'\n').find_map(|line| {
+            let value = line.strip_prefix(key)?.strip_prefix(b" ")?;
+            Some(naive_u64(value).expect("a parsed stat holds only valid wanted values"))
+        })
+    };
+    assert_eq!(stat.inactive_file, naive(b"inactive_file"));
+    assert_eq!(stat.total_inactive_file, naive(b"total_inactive_file"));
+    assert_eq!(
+        stat.hierarchical_memory_limit,
+        naive(b"hierarchical_memory_limit")
+    );
+}
+
+/// `parse_proc_cgroup` agrees with `splitn(3, ':')`.
+pub fn proc_cgroup(data: &[u8]) {
+    let Ok(p) = parse::parse_proc_cgroup(data) else {
+        return;
+    };
+    let lines = || {
+        data.split(|&c| c == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| l.splitn(3, |&c| c == b':'))
+    };
+    let v2 = lines().find_map(|mut f| {
+        let (id, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        (id == b"0" && ctrl.is_empty()).then_some(path)
+    });
+    let v1 = lines().find_map(|mut f| {
+        let (id, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        (id != b"0" && ctrl.split(|&c| c == b',').any(|c| c == b"memory")).then_some(path)
+    });
+    assert_eq!((p.v1_memory, p.v2), (v1, v2), "{data:?}");
+}
+
+/// `/proc/self/cgroup`, a NUL, then mountinfo: the chosen directory must be a mount point of
+/// the right type followed by the cgroup path's part below that mount's root.
+pub fn mountinfo(data: &[u8]) {
+    let (cgroup, mounts) = match data.iter().position(|&c| c == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &data[..0]),
+    };
+    let Ok(paths) = parse::parse_proc_cgroup(cgroup) else {
+        return;
+    };
+    let mut selector = Selector::new(paths);
+    let mut lines = Vec::new();
+    for line in mounts.split(|&c| c == b'\n') {
+        if selector.feed(line).is_ok() {
+            lines.push(line);
+        }
+    }
+    let Some((version, dir, mount_len)) = selector.finish() else {
+        return;
+    };
+    let (fstype, path): (&[u8], _) = match version {
+        Version::V1 => (
+            b"cgroup",
+            paths.v1_memory.expect("v1 chosen without a v1 line"),
+        ),
+        Version::V2 => (b"cgroup2", paths.v2.expect("v2 chosen without a 0:: line")),
+    };
+    let found = lines
+        .iter()
+        .filter_map(|l| parse::parse_mount(l).ok())
+        .any(|m| {
+            let mp: Vec<u8> = parse::unescape(m.mount_point).collect();
+            let mp: &[u8] = if mp == b"/" { b"" } else { &mp };
+            let Some(rest) = parse::strip_root(m.root, path) else {
+                return false;
+            };
+            m.fstype == fstype
+                && dir.starts_with(mp)
+                && &dir[mp.len()..] == rest
+                && mount_len == mp.len().max(1)
+                && (version == Version::V2 || parse::has_option(m.super_options, b"memory"))
+        });
+    assert!(
+        found || dir == b"/",
+        "dir {:?} from no mount line",
+        String::from_utf8_lossy(dir)
+    );
+}
+
+/// `parse_threshold` round-trips through its printed form and agrees with a float estimate.
+pub fn threshold(data: &[u8]) {
+    let Ok(t) = parse::parse_threshold(data) else {
+        return;
+    };
+    let mut buf = [0u8; 32];
+    let text = crate::report::threshold_text(t, &mut buf);
+    match t {
+        // Bytes print as a plain count (which would read back as a percent).
+        Threshold::Bytes(b) => assert_eq!(text, std::format!("{b}").as_bytes()),
+        Threshold::Percent(_) => {
+            assert_eq!(parse::parse_threshold(text), Ok(t), "{data:?} -> {text:?}")
+        }
+    }
+    let s = std::str::from_utf8(data).expect("a parsed threshold is ASCII");
+    let unit = s.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let number: f64 = s[..s.len() - unit.len()]
+        .parse()
+        .expect("a parsed threshold has a number");
+    let estimate = match unit {
+        "" | "%" => number * 100.0,
+        "Ki" => number * 1024.0,
+        "Mi" => number * 1048576.0,
+        "Gi" => number * 1073741824.0,
+        "Ti" => number * 1099511627776.0,
+        "k" => number * 1e3,
+        "M" => number * 1e6,
+        "G" => number * 1e9,
+        "T" => number * 1e12,
+        u => panic!("accepted unknown unit {u:?}"),
+    };
+    let exact = match t {
+        Threshold::Percent(h) => f64::from(h),
+        Threshold::Bytes(b) => b as f64,
+    };
+    assert!(
+        (exact - estimate).abs() <= 1.0 + estimate * 1e-12,
+        "{s}: {exact} vs {estimate}"
+    );
+}
+
+/// NUL-separated argv: parsing never panics, and a parsed command line's thresholds print
+/// and read back the same.
+pub fn args(data: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let argv = data
+        .split(|&c| c == 0)
+        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
+    if let Ok(crate::args::Parsed::Run(a)) = crate::args::parse(lexopt::Parser::from_args(argv)) {
+        for t in [a.warning, a.failure] {
+            if let Threshold::Percent(_) = t {
+                let mut buf = [0u8; 32];
+                assert_eq!(
+                    parse::parse_threshold(crate::report::threshold_text(t, &mut buf)),
+                    Ok(t)
+                );
+            }
+        }
+        if let (Threshold::Percent(w), Threshold::Percent(f)) = (a.warning, a.failure) {
+            assert!(w <= f, "accepted warning above failure");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Replays the fuzz targets' seeds through the same checks on stable: every kernel file in
+//! the fixture trees, a table of thresholds and command lines, and every kept crash case in
+//! `fuzz/regressions/<target>/`. `fuzz/seed.sh` builds the fuzzers' corpora from the same
+//! sources.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kubemem::check;
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn fixture_files_through_every_parser_check() {
+    let mut all = Vec::new();
+    files(&repo("tests/fixtures"), &mut all);
+    let mut seen = [0usize; 4];
+    for path in &all {
+        let data = fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        match name {
+            "memory.stat" => seen[0] += 1,
+            "memory.current" | "memory.max" | "memory.usage_in_bytes" | "memory.limit_in_bytes" => {
+                seen[1] += 1
+            }
+            "cgroup" if path.ends_with("proc/self/cgroup") => {
+                check::proc_cgroup(&data);
+                let mountinfo = fs::read(path.with_file_name("mountinfo")).unwrap_or_default();
+                check::mountinfo(&[&data[..], b"\0", &mountinfo].concat());
+                seen[2] += 1;
+            }
+            _ => {}
+        }
+        // Every file is also thrown at every parser: none may panic or disagree.
+        check::u64(&data);
+        check::stat(&data);
+        check::proc_cgroup(&data);
+        check::threshold(&data);
+        seen[3] += 1;
+    }
+    assert!(
+        seen.iter().all(|&n| n > 10),
+        "too few fixture files seen: {seen:?}"
+    );
+}
+
+#[test]
+fn threshold_and_argv_seeds() {
+    for t in [
+        "85",
+        "85%",
+        "92.5",
+        "92.25%",
+        "0",
+        "100",
+        "900Mi",
+        "1.5Gi",
+        "512M",
+        "2G",
+        "1Ki",
+        "3Ti",
+        "2T",
+        "0.001Ki",
+        "16777215Ti",
+        "1e3",
+        "",
+        "%",
+        ".5",
+        "5.",
+        "abc",
+    ] {
+        check::threshold(t.as_bytes());
+    }
+    for argv in [
+        "--warning\x0085\x00--failure\x0095\x00--logfile\x00/proc/1/fd/1",
+        "-w\x00900Mi\x00-f\x001.5Gi\x00-v",
+        "--warning=95\0--failure=90",
+        "--usage\0total\0--log-format\0json\0--on-error\0pass",
+        "--root\0/\0--cgroup\0/x",
+        "-h",
+        "--bogus",
+    ] {
+        check::args(argv.as_bytes());
+    }
+}
+
+#[test]
+fn kept_crash_cases() {
+    let dir = repo("fuzz/regressions");
+    for target in fs::read_dir(&dir).unwrap() {
+        let target = target.unwrap().path();
+        if !target.is_dir() {
+            continue;
+        }
+        let check: fn(&[u8]) = match target.file_name().unwrap().to_str().unwrap() {
+            "u64" => check::u64,
+            "stat" => check::stat,
+            "proc_cgroup" => check::proc_cgroup,
+            "mountinfo" => check::mountinfo,
+            "threshold" => check::threshold,
+            "args" => check::args,
+            other => panic!("fuzz/regressions/{other}: no such target"),
+        };
+        for case in fs::read_dir(&target).unwrap() {
+            check(&fs::read(case.unwrap().path()).unwrap());
+        }
+    }
+}
