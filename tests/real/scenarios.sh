@@ -1,0 +1,299 @@
+# Real-kernel scenarios for kubemem.  POSIX sh: runs under bash on the host and under
+# busybox ash inside the runc container and the VM.  Written once; every environment runs
+# this same file from a shell that already sits in the cgroup under test.
+#
+# Usage: sh scenarios.sh [SCENARIO...]   (default: below verbose warning failure pagecache
+#        pagecache-total tmpfs ancestor; also: no-mount)
+#
+# Set by the environment:
+#   KM_ENV       name used in the result lines (PASS <env>/<scenario>)
+#   KM           kubemem binary                 HOG   the hog allocator binary
+#   CGV          v1 | v2                        WORK  scratch directory (fifos)
+#   CG           cgroup directory of this shell, as seen here
+#   CG_PATH      path= kubemem must print (default: $CG)
+#   LIMIT        effective limit in bytes for $CG
+#   SOURCE       limit_source= kubemem must print for $CG (default: cgroup)
+#   LIMIT_DIR    directory whose usage/stat/limit kubemem must report (default: $CG)
+#   CACHE_FILE   file on a disk filesystem or block device, clean, about 80% of LIMIT
+#   TMPFS_DIR    a directory on tmpfs
+#   ANC_CHILD    ancestor scenario: cgroup dir without a limit to run kubemem in
+#                (empty: run it right here)
+#   ANC_DIR      ancestor scenario: the visible ancestor carrying the limit
+#   ANC_LIMIT    its limit in bytes;  ANC_PATH  path= kubemem must print (default $ANC_DIR)
+#   TOL_DOWN, TOL_UP  allowed difference between kubemem's used= and the kernel's (bytes;
+#                default: see below)
+#
+# Output: one line per scenario, `PASS env/scenario` or
+# `FAIL env/scenario: expected ..., kubemem said ..., kernel said ...`, then `DONE env`.
+
+MIB=1048576
+CG_PATH=${CG_PATH:-$CG}
+SOURCE=${SOURCE:-cgroup}
+LIMIT_DIR=${LIMIT_DIR:-$CG}
+ANC_PATH=${ANC_PATH:-$ANC_DIR}
+# How close kubemem's used= must be to this shell's reading of the same files, taken just
+# before and just after kubemem with shell builtins only (no fork of our own in between):
+#  - one page of ordinary drift;
+#  - the kernel charges the page counter in per-CPU batches of 64 pages (MEMCG_CHARGE_BATCH)
+#    and returns a CPU's unused part when another cgroup charges on that CPU, so
+#    usage_in_bytes / memory.current can move by up to 64 pages per CPU either way between
+#    two reads even when nothing in the cgroup changed its memory; memory.stat is flushed
+#    lazily (rstat) with the same per-CPU threshold;
+#  - kubemem runs inside the cgroup it measures, so while it reads, its own pages (stack, heap,
+#    page tables, kernel stack; about 170 KiB measured) are charged too: up to 64 more pages
+#    upwards only (they are gone again when the shell reads after it).
+NCPU=$(nproc 2>/dev/null || echo 1)
+TOL_DOWN=${TOL_DOWN:-$((4096 + NCPU * 64 * 4096))}
+TOL_UP=${TOL_UP:-$((TOL_DOWN + 64 * 4096))}
+trap '' PIPE
+
+# ---- kernel readings (shell builtins only: no fork that would itself be charged) ---------
+
+# stat_key FILE KEY -> $_v (empty when absent)
+stat_key() {
+    _v=
+    while read -r _k _n; do
+        if [ "$_k" = "$2" ]; then _v=$_n; break; fi
+    done <"$1"
+}
+
+# kread DIR -> K_USAGE K_INACT K_WS K_LIMIT K_OOM
+kread() {
+    if [ "$CGV" = v1 ]; then
+        read -r K_USAGE <"$1/memory.usage_in_bytes"
+        read -r K_LIMIT <"$1/memory.limit_in_bytes"
+        stat_key "$1/memory.stat" hierarchical_memory_limit
+        [ -n "$_v" ] && [ "$_v" -lt "$K_LIMIT" ] && K_LIMIT=$_v
+        stat_key "$1/memory.stat" total_inactive_file; K_INACT=${_v:-0}
+        stat_key "$1/memory.oom_control" oom_kill; K_OOM=${_v:-?}
+    else
+        read -r K_USAGE <"$1/memory.current"
+        read -r K_LIMIT <"$1/memory.max"
+        stat_key "$1/memory.stat" inactive_file; K_INACT=${_v:-0}
+        stat_key "$1/memory.events" oom_kill; K_OOM=${_v:-?}
+    fi
+    K_WS=$((K_USAGE - K_INACT))
+    [ "$K_WS" -lt 0 ] && K_WS=0
+    :
+}
+
+kernel_said() {
+    if [ "$CGV" = v1 ]; then
+        echo "$1: usage_in_bytes=$K_USAGE total_inactive_file=$K_INACT (working set $K_WS) limit=$K_LIMIT oom_kill=$K_OOM"
+    else
+        echo "$1: memory.current=$K_USAGE inactive_file=$K_INACT (working set $K_WS) memory.max=$K_LIMIT oom_kill=$K_OOM"
+    fi
+}
+
+# ---- the hog, driven through two fifos ----------------------------------------------------
+
+hog_start() {
+    rm -f "$WORK/hog.in" "$WORK/hog.out"
+    mkfifo "$WORK/hog.in" "$WORK/hog.out" || return 1
+    "$HOG" <"$WORK/hog.in" >"$WORK/hog.out" &
+    HOG_PID=$!
+    exec 7>"$WORK/hog.in" 8<"$WORK/hog.out"
+}
+
+hog_stop() {
+    [ -n "$HOG_PID" ] || return 0
+    echo exit >&7 2>/dev/null
+    exec 7>&- 8<&-
+    wait "$HOG_PID" 2>/dev/null
+    HOG_PID=
+}
+
+# hog COMMAND -> 0 when the hog answered ok; its answer in $HOG_REPLY
+hog() {
+    HOG_REPLY="no answer (hog gone)"
+    echo "$*" >&7 2>/dev/null || return 1
+    read -r HOG_REPLY <&8 || { HOG_REPLY="no answer (hog gone)"; return 1; }
+    case $HOG_REPLY in ok*) return 0 ;; *) return 1 ;; esac
+}
+
+# grow_to PERCENT: allocate anonymous memory until the working set is about PERCENT of LIMIT
+grow_to() {
+    kread "$LIMIT_DIR"
+    _need=$((LIMIT * $1 / 100 - K_WS))
+    [ "$_need" -ge "$MIB" ] || return 0
+    hog anon $((_need / MIB))
+}
+
+# ---- running kubemem and judging its line ------------------------------------------------
+
+# km ARGS... -> R_RC R_OUT, with the kernel read just before (B_*) and just after (A_*)
+km() {
+    kread "$KDIR"
+    B_WS=$K_WS B_USAGE=$K_USAGE
+    R_OUT=$("$KM" "$@" 2>&1)
+    R_RC=$?
+    kread "$KDIR"
+    A_WS=$K_WS A_USAGE=$K_USAGE
+}
+
+# field NAME -> $_v from the logfmt line in R_OUT
+field() {
+    _v=
+    for _kv in $R_OUT; do
+        case $_kv in "$1="*) _v=${_kv#*=}; return 0 ;; esac
+    done
+    return 1
+}
+
+FAILS=0
+pass() { echo "PASS $KM_ENV/$SC"; }
+# fail EXPECTED [KERNEL-SAID]
+fail() {
+    FAILS=$((FAILS + 1))
+    echo "FAIL $KM_ENV/$SC: expected $1, kubemem said ${R_OUT:-<nothing>} (exit $R_RC), kernel said ${2:-$(kernel_said before) / $(kernel_said after)}"
+}
+
+# within N LO HI: LO - TOL_DOWN <= N <= HI + TOL_UP (LO, HI in either order)
+within() {
+    _lo=$2 _hi=$3
+    [ "$_lo" -gt "$_hi" ] && { _lo=$3; _hi=$2; }
+    [ "$1" -ge $((_lo - TOL_DOWN)) ] && [ "$1" -le $((_hi + TOL_UP)) ]
+}
+
+# expect_line RC LEVEL USAGE-MODE LIMIT SOURCE PATH: judge R_RC/R_OUT against the kernel
+expect_line() {
+    _exp="exit $1 and one line level=$2 used=<kernel ${3} -${TOL_DOWN}/+${TOL_UP}> limit=$4 usage=$3 cgroup=$CGV limit_source=$5 path=$6"
+    _lines=$(printf '%s\n' "$R_OUT" | grep -c .)
+    if [ "$R_RC" != "$1" ] || [ "$_lines" != 1 ]; then fail "$_exp"; return 1; fi
+    for _f in "level=$2" "limit=$4" "usage=$3" "cgroup=$CGV" "limit_source=$5" "path=$6"; do
+        field "${_f%%=*}"
+        if [ "$_v" != "${_f#*=}" ]; then fail "$_exp (${_f%%=*} differs)"; return 1; fi
+    done
+    field used; _used=$_v
+    if [ "$3" = total ]; then _b=$B_USAGE _a=$A_USAGE; else _b=$B_WS _a=$A_WS; fi
+    case $_used in '' | *[!0-9]*) fail "$_exp (used= missing)"; return 1 ;; esac
+    if ! within "$_used" "$_b" "$_a"; then fail "$_exp (used differs by $((_used - _b)) from the reading before)"; return 1; fi
+    # the kernel's limit for the directory kubemem reports must be the expected one too
+    if [ "$K_LIMIT" != "$4" ]; then fail "$_exp (kernel limit differs from the configured one)"; return 1; fi
+    return 0
+}
+
+# expect_silent: exit 0 and no output
+expect_silent() {
+    if [ "$R_RC" != 0 ] || [ -n "$R_OUT" ]; then fail "exit 0 and no output ($1)"; return 1; fi
+    return 0
+}
+
+# ---- scenarios ---------------------------------------------------------------------------
+
+sc_below() {
+    hog free && grow_to 40 || { fail "hog to grow to 40% (hog said: $HOG_REPLY)"; return; }
+    km && expect_silent "working set about 40% of the limit, default thresholds" && pass
+}
+
+sc_verbose() {
+    km --verbose && expect_line 0 ok working-set "$LIMIT" "$SOURCE" "$CG_PATH" && pass
+}
+
+sc_warning() {
+    grow_to 82 || { fail "hog to grow to 82% (hog said: $HOG_REPLY)"; return; }
+    km && expect_line 0 warning working-set "$LIMIT" "$SOURCE" "$CG_PATH" && pass
+}
+
+sc_failure() {
+    grow_to 95 || { fail "hog to grow to 95% (hog said: $HOG_REPLY)"; return; }
+    km && expect_line 4 failure working-set "$LIMIT" "$SOURCE" "$CG_PATH" || return
+    # the point of the probe: it fires while the allocator is still alive, before any OOM kill
+    if ! hog anon 0; then fail "the hog still alive after the failure line (hog said: $HOG_REPLY)"; return; fi
+    kread "$KDIR"
+    if [ "$K_OOM" != 0 ]; then fail "oom_kill 0 while kubemem reports failure"; return; fi
+    pass
+}
+
+sc_pagecache() {
+    hog free || { fail "hog to free (hog said: $HOG_REPLY)"; return; }
+    hog file "$CACHE_FILE" || { fail "hog to read $CACHE_FILE (hog said: $HOG_REPLY)"; return; }
+    kread "$KDIR"
+    # the setup must really have produced a high raw usage made of inactive page cache
+    if [ $((K_USAGE * 100 / LIMIT)) -lt 75 ] || [ $((K_WS * 100 / LIMIT)) -ge 75 ]; then
+        R_RC=- R_OUT="(not run)"
+        fail "reading $CACHE_FILE to leave raw usage >= 75% and working set < 75% of $LIMIT"
+        return
+    fi
+    km && expect_silent "page cache only: working set healthy" || return
+    km --verbose && expect_line 0 ok working-set "$LIMIT" "$SOURCE" "$CG_PATH" && pass
+}
+
+sc_pagecache_total() {
+    km --usage total && expect_line 0 warning total "$LIMIT" "$SOURCE" "$CG_PATH" && pass
+}
+
+sc_tmpfs() {
+    hog free || { fail "hog to free (hog said: $HOG_REPLY)"; return; }
+    kread "$KDIR"
+    # tmpfs pages sit on the anon LRU and cannot be reclaimed without swap: they are used
+    _mib=$(( (LIMIT * 82 / 100 - K_WS) / MIB ))
+    if ! dd if=/dev/zero of="$TMPFS_DIR/kubemem-fill" bs=1048576 count="$_mib" 2>/dev/null; then
+        R_RC=- R_OUT="(not run)"; fail "dd of $_mib MiB to $TMPFS_DIR"; rm -f "$TMPFS_DIR/kubemem-fill"; return
+    fi
+    km && expect_line 0 warning working-set "$LIMIT" "$SOURCE" "$CG_PATH" && pass
+    rm -f "$TMPFS_DIR/kubemem-fill"
+}
+
+sc_ancestor() {
+    hog free
+    if [ -n "$ANC_CHILD" ]; then
+        [ -d "$ANC_CHILD" ] || mkdir "$ANC_CHILD" || { R_RC=- R_OUT="(not run)"; fail "mkdir $ANC_CHILD"; return; }
+        KDIR=$ANC_DIR
+        kread "$KDIR"; B_WS=$K_WS B_USAGE=$K_USAGE
+        R_OUT=$(echo 0 >"$ANC_CHILD/cgroup.procs" && exec "$KM" --verbose 2>&1)
+        R_RC=$?
+        kread "$KDIR"; A_WS=$K_WS A_USAGE=$K_USAGE
+    else
+        KDIR=$ANC_DIR
+        km --verbose
+    fi
+    expect_line 0 ok working-set "$ANC_LIMIT" ancestor "$ANC_PATH" && pass
+}
+
+# inside a cgroup namespace whose cgroup2 mount was inherited (its root shows as "/..") the
+# own cgroup is not reachable: kubemem must say it cannot measure (exit 2), not guess
+sc_no_mount() {
+    R_OUT=$("$KM" 2>&1)
+    R_RC=$?
+    _said=
+    while read -r _l; do
+        case $_l in 0::*) _said="/proc/self/cgroup $_l" ;; esac
+    done </proc/self/cgroup
+    while read -r _l; do
+        case $_l in *" - cgroup2 "*) _said="$_said; mountinfo $_l" ;; esac
+    done </proc/self/mountinfo
+    case $R_RC:$R_OUT in
+        "2:level=error"*) pass ;;
+        *) fail "exit 2 and a level=error line (the cgroup2 mount root is outside our namespace)" "$_said" ;;
+    esac
+}
+
+# ---- main --------------------------------------------------------------------------------
+
+[ $# -gt 0 ] || set -- below verbose warning failure pagecache pagecache-total tmpfs ancestor
+HOG_PID=
+trap 'hog_stop' EXIT
+case " $* " in
+    *" no-mount "*) ;;
+    *) hog_start || { echo "FAIL $KM_ENV/setup: expected to start $HOG, kernel said nothing"; exit 1; } ;;
+esac
+for SC in "$@"; do
+    KDIR=$LIMIT_DIR
+    R_RC= R_OUT=
+    case $SC in
+        below) sc_below ;;
+        verbose) sc_verbose ;;
+        warning) sc_warning ;;
+        failure) sc_failure ;;
+        pagecache) sc_pagecache ;;
+        pagecache-total) sc_pagecache_total ;;
+        tmpfs) sc_tmpfs ;;
+        ancestor) sc_ancestor ;;
+        no-mount) sc_no_mount ;;
+        *) echo "FAIL $KM_ENV/$SC: expected a known scenario name" ; FAILS=$((FAILS + 1)) ;;
+    esac
+done
+hog_stop
+echo "DONE $KM_ENV"
+[ "$FAILS" = 0 ]

@@ -1,0 +1,47 @@
+#!/bin/sh
+# /init of the cgroup v2 test VM (busybox initramfs built by run.sh).  Sets up cgroup v2 and
+# runs scenarios.sh in four layouts; results go to the serial console, then it powers off.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo "GUEST init at uptime $(cut -d' ' -f1 /proc/uptime) s"
+
+. /vm.conf   # LIMIT ANC_LIMIT NS_LIMIT CACHE_MIB, written by run.sh
+
+# page cache that is not tmpfs: a brd RAM disk; reading it fills the block device's page cache
+insmod /brd.ko rd_nr=1 rd_size=$((CACHE_MIB * 1024)) || echo "GUEST insmod brd failed"
+
+C=/sys/fs/cgroup
+echo +memory >$C/cgroup.subtree_control
+mkdir $C/km $C/kmpar $C/kmns
+echo "$LIMIT" >$C/km/memory.max              # the cgroup the scenarios run in
+echo "$ANC_LIMIT" >$C/kmpar/memory.max       # a limited parent ...
+echo +memory >$C/kmpar/cgroup.subtree_control
+mkdir $C/kmpar/child                         # ... with an unlimited child
+echo "$NS_LIMIT" >$C/kmns/memory.max         # root of a cgroup namespace (ancestor case)
+
+export KM=/kubemem HOG=/hog CGV=v2 WORK=/tmp TMPFS_DIR=/tmp CACHE_FILE=/dev/ram0 LIMIT
+
+# 1. plain cgroup v2: the shell moves itself into km
+KM_ENV=vm CG=$C/km ANC_CHILD=$C/kmpar/child ANC_DIR=$C/kmpar ANC_LIMIT=$ANC_LIMIT \
+    sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec sh /scenarios.sh'
+
+# 2. a cgroup namespace rooted at km with a fresh cgroup2 mount (what runtimes do):
+#    the process sees 0::/ and its own cgroup at /sys/fs/cgroup
+KM_ENV=vm-cgns CG=$C \
+    sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns -m sh /scenarios.sh below verbose warning failure pagecache pagecache-total tmpfs'
+
+# 3. a cgroup namespace rooted at kmns (limited); the process then moves into an unlimited
+#    child, so the limit is on the namespace root = the mount point
+KM_ENV=vm-cgns ANC_CHILD= ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
+    sh -c 'echo $$ >/sys/fs/cgroup/kmns/cgroup.procs && exec /cgns -m sh -c "mkdir /sys/fs/cgroup/child && echo \$\$ >/sys/fs/cgroup/child/cgroup.procs && echo +memory >/sys/fs/cgroup/cgroup.subtree_control && exec sh /scenarios.sh ancestor"'
+
+# 4. a cgroup namespace without a fresh mount: the inherited mount's root is "/.."
+KM_ENV=vm-cgns-nomount CG=$C/km \
+    sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns sh /scenarios.sh no-mount'
+
+echo "GUEST done at uptime $(cut -d' ' -f1 /proc/uptime) s"
+poweroff -f
