@@ -6,10 +6,13 @@
 #         without and with a cgroup namespace, and without a limit below a limited parent
 #   vm    cgroup v2 in a qemu VM (TCG) booting the Debian kernel with a busybox initramfs
 #
-# Needs root.  Installs what it needs with apt-get (Debian bookworm); downloads are cached
-# under target/real-cache/.  Uses ${KUBEMEM_BIN:-target/dist/kubemem} (runs ./build.sh when
-# the default binary is missing).  Without root, or when a prerequisite cannot be had, an
-# environment is skipped with the reason -- unless CI=true, where that is a failure.
+# Needs root.  Installs what it needs with apt-get (Debian bookworm) and never removes a
+# package; qemu and the kernel are only downloaded and unpacked, not installed (qemu's shared
+# libraries are installed), so an installed qemu of another release does not get in the way.
+# Downloads are cached under target/real-cache/.  Uses ${KUBEMEM_BIN:-target/dist/kubemem}
+# (runs ./build.sh when the default binary is missing).  Without root, or when a prerequisite
+# cannot be had, an environment is skipped with the reason -- unless CI=true, where that is a
+# failure.
 #
 # Prints `PASS env/scenario` or `FAIL env/scenario: ...` per scenario and ends with
 # `N passed, M failed`; exits non-zero on any failure.
@@ -72,6 +75,17 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 
 pkg_ok() { dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q 'ok installed'; }
 
+# installed_conflict PKG: an installed package that PKG conflicts with (unversioned
+# Conflicts of the candidate, e.g. busybox-static vs busybox); prints its name
+installed_conflict() {
+    local c
+    for c in $(apt-cache show --no-all-versions "$1" 2>/dev/null |
+        sed -n 's/^Conflicts: //p' | tr ',' '\n' | grep -v '[(|]' | tr -d ' '); do
+        pkg_ok "$c" && { echo "$c"; return 0; }
+    done
+    return 1
+}
+
 # ensure_packages PKG...: install what is missing; never removes a package (--no-remove), so
 # a conflict with something already installed is reported rather than resolved.  ERR on failure.
 APT_UPDATED=
@@ -80,12 +94,16 @@ apt_update() {
     apt-get update -qq >&2 && APT_UPDATED=1
 }
 ensure_packages() {
-    local missing=() p
+    local missing=() p c
     for p in "$@"; do pkg_ok "$p" || missing+=("$p"); done
     [ ${#missing[@]} -eq 0 ] && return 0
     command -v apt-get >/dev/null || { ERR="packages ${missing[*]} (no apt-get to install them)"; return 1; }
-    echo "installing ${missing[*]}" >&2
     apt_update || { ERR="packages ${missing[*]} (apt-get update failed)"; return 1; }
+    for p in "${missing[@]}"; do
+        c=$(installed_conflict "$p") &&
+            { ERR="package $p, which conflicts with the installed package $c (this script removes nothing)"; return 1; }
+    done
+    echo "installing ${missing[*]}" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-remove \
         "${missing[@]}" >&2 || { ERR="packages ${missing[*]} (apt-get install failed, see above)"; return 1; }
 }
@@ -324,8 +342,62 @@ fetch_kernel() {
     case $BRD_KO in *.ko) ;; *) ERR="an uncompressed brd.ko in $deb (found ${BRD_KO:-none})"; return 1 ;; esac
 }
 
+# fetch_qemu: qemu-system-x86_64 from the Debian packages, downloaded -- never installed, so
+# nothing conflicts with an installed qemu-utils or the like and nothing is removed -- and
+# unpacked under $CACHE/qemu.  Besides qemu-system-x86 (the binary) it needs at run time
+# qemu-system-common (the TCG accelerator module), qemu-system-data (linuxboot_dma.bin,
+# kvmvapic.bin) and seabios (BIOS, VGA BIOS); ipxe-qemu (NIC option ROMs) is not needed with
+# `-nic none`.  Only the shared libraries qemu-system-x86 depends on are installed; ldd
+# checks that none is missing.  Sets QEMU, QEMU_MODDIR and QEMU_FW (-L options), or ERR
+QEMU_PKGS=(qemu-system-x86 qemu-system-common qemu-system-data seabios)
+qemu_download() {
+    (cd "$CACHE/qemu/debs" && apt-get download -q -o APT::Sandbox::User=root "${QEMU_PKGS[@]}" >&2)
+}
+fetch_qemu() {
+    local dir=$CACHE/qemu p deb debs=() libs=() bad
+    if [ ! -f "$dir/root/done" ]; then
+        mkdir -p "$dir/debs" || { ERR="a writable $dir"; return 1; }
+        for p in "${QEMU_PKGS[@]}"; do
+            for deb in "$dir/debs/${p}"_*.deb; do [ -f "$deb" ] && debs+=("$deb"); done
+        done
+        if [ ${#debs[@]} -ne ${#QEMU_PKGS[@]} ]; then
+            # all from one apt-get download, so that their versions match
+            rm -f "$dir"/debs/*.deb
+            echo "downloading ${QEMU_PKGS[*]}" >&2
+            if ! qemu_download && ! { apt_update && qemu_download; }; then
+                ERR="the packages ${QEMU_PKGS[*]} (apt-get download failed)"
+                return 1
+            fi
+            debs=()
+            for p in "${QEMU_PKGS[@]}"; do debs+=("$dir/debs/${p}"_*.deb); done
+        fi
+        rm -rf "$dir/root" "$dir/root.tmp"
+        mkdir -p "$dir/root.tmp" || { ERR="a writable $dir"; return 1; }
+        for deb in "${debs[@]}"; do
+            dpkg-deb -x "$deb" "$dir/root.tmp" || { ERR="$deb to unpack (dpkg-deb -x)"; return 1; }
+        done
+        # the libraries: its Depends without the qemu packages, seabios and ipxe-qemu
+        dpkg-deb -f "${debs[0]}" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g' |
+            grep -Ev '^(qemu-.*|seabios|ipxe-.*|)$' >"$dir/root.tmp/libraries" ||
+            { ERR="the Depends of ${debs[0]}"; return 1; }
+        touch "$dir/root.tmp/done"
+        mv "$dir/root.tmp" "$dir/root" || { ERR="a writable $dir"; return 1; }
+    fi
+    mapfile -t libs <"$dir/root/libraries"
+    ensure_packages "${libs[@]}" || return 1
+    QEMU=$dir/root/usr/bin/qemu-system-x86_64
+    [ -x "$QEMU" ] || { ERR="qemu-system-x86_64 in the package qemu-system-x86"; return 1; }
+    p=$(find "$dir/root/usr/lib" -name accel-tcg-x86_64.so | head -1)
+    [ -n "$p" ] || { ERR="the TCG module accel-tcg-x86_64.so in the package qemu-system-common"; return 1; }
+    QEMU_MODDIR=${p%/*}
+    bad=$(ldd "$QEMU" "$p" 2>&1 | awk '/not found/ { $1 = $1; if (!seen[$0]++) { printf "%s%s", sep, $0; sep = "; " } }')
+    [ -z "$bad" ] || { ERR="the shared libraries of qemu-system-x86_64 (ldd: $bad)"; return 1; }
+    QEMU_FW=(-L "$dir/root/usr/share/qemu" -L "$dir/root/usr/share/seabios")
+}
+
 env_vm() {
-    ensure_packages qemu-system-x86 busybox-static cpio || { unavailable vm "$ERR"; return; }
+    ensure_packages busybox-static cpio || { unavailable vm "$ERR"; return; }
+    fetch_qemu || { unavailable vm "$ERR"; return; }
     fetch_kernel || { unavailable vm "$ERR"; return; }
     gcc -static -O2 -o "$CGNS" "$HERE/cgns.c" || { unavailable vm "cgns.c to build with gcc -static"; return; }
     local root=$WORK/vm/initrd
@@ -341,9 +413,11 @@ env_vm() {
     (cd "$root" && find . | cpio -o -H newc --quiet) >"$WORK/vm/initrd.cpio" || { unavailable vm "cpio to build the initramfs"; return; }
     local t0 secs
     t0=$(date +%s.%N)
-    # TCG: software emulation (works everywhere; KVM is not required)
-    background "$WORK/vm.console" timeout 120 qemu-system-x86_64 -M pc -accel tcg -cpu max -m 512M -smp 1 \
-        -nographic -no-reboot -monitor none \
+    # TCG: software emulation (works everywhere; KVM is not required).  The unpacked qemu finds
+    # its module and firmware through QEMU_MODULE_DIR and -L; no NIC, so no option ROM.
+    background "$WORK/vm.console" timeout 120 env QEMU_MODULE_DIR="$QEMU_MODDIR" \
+        "$QEMU" "${QEMU_FW[@]}" -M pc -accel tcg -cpu max -m 512M -smp 1 \
+        -nographic -no-reboot -nic none -monitor none \
         -kernel "$VMLINUZ" -initrd "$WORK/vm/initrd.cpio" \
         -append "console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init"
     secs=$(elapsed "$t0")
