@@ -26,7 +26,7 @@ echo "$NS_LIMIT" >$C/kmns/memory.max         # root of a cgroup namespace (ances
 export KM=/kubemem HOG=/hog CGV=v2 WORK=/tmp TMPFS_DIR=/tmp CACHE_FILE=/dev/ram0 LIMIT
 
 # 1. plain cgroup v2: the shell moves itself into km
-KM_ENV=vm CG=$C/km ANC_CHILD=$C/kmpar/child ANC_DIR=$C/kmpar ANC_LIMIT=$ANC_LIMIT \
+KM_ENV=vm CG=$C/km OUTSIDE=$C ANC_CHILD=$C/kmpar/child ANC_DIR=$C/kmpar ANC_LIMIT=$ANC_LIMIT \
     sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec sh /scenarios.sh'
 
 # 2. a cgroup namespace rooted at km with a fresh cgroup2 mount (what runtimes do):
