@@ -265,17 +265,25 @@ sc_exact() {
     if ! echo $$ >"$OUTSIDE/cgroup.procs"; then
         R_RC=- R_OUT="(not run)"; fail "to move this shell to $OUTSIDE"; return
     fi
-    # let deferred work of the last allocation settle (without it the counter read 2-3 pages
-    # above both readings around kubemem in about one run in three)
-    sleep 1
-    km --cgroup "$CG" --verbose --usage total
+    # Unrelated kernel work (deferred frees, per-CPU caches) can move the counter by a few
+    # pages for a moment, in about one run in three here, even with everything in the cgroup
+    # idle. A wrong number is wrong every time, so up to five attempts may be taken and one
+    # must match.
+    _try=0
+    while [ "$_try" -lt 5 ]; do
+        _try=$((_try + 1))
+        sleep 0.2
+        km --cgroup "$CG" --verbose --usage total
+        field used; _used=$_v
+        field limit
+        case $R_RC:$_used in 0:[0-9]*) ;; *) break ;; esac
+        _d=$((_used - A_USAGE))
+        [ "$_d" -lt 0 ] && _d=$((-_d))
+        [ "$_v" = "$K_LIMIT" ] && [ "$_d" -le 4096 ] && [ "$A_USAGE" = "$B_USAGE" ] && break
+    done
     echo $$ >"$CG/cgroup.procs"
-    _exp="exit 0, limit=$K_LIMIT and used= within 4096 bytes of the kernel's usage"
-    field used; _used=$_v
-    field limit
+    _exp="exit 0, limit=$K_LIMIT and used= within 4096 bytes of the kernel's usage (attempt $_try of 5)"
     case $R_RC:$_used in 0:[0-9]*) ;; *) fail "$_exp"; return ;; esac
-    _d=$((_used - A_USAGE))
-    [ "$_d" -lt 0 ] && _d=$((-_d))
     if [ "$_v" != "$K_LIMIT" ] || [ "$_d" -gt 4096 ]; then fail "$_exp (differs by $((_used - A_USAGE)))"; return; fi
     pass
 }
