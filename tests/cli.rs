@@ -172,6 +172,14 @@ fn one_stdout_line(o: &Out) -> String {
     lines[0].to_string()
 }
 
+/// Asserts the exit code, exactly one stdout line, and the expected keys in it; returns the line.
+fn expect_line(o: &Out, code: i32, expected: &[(&str, String)]) -> String {
+    assert_eq!(o.code, code, "{}", o.ctx());
+    let line = one_stdout_line(o);
+    check_kv(&line, expected, &o.ctx());
+    line
+}
+
 fn tmp_path(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
@@ -371,13 +379,7 @@ fn path_with_space_is_quoted() {
 #[test]
 fn verbose_long_flag_on_healthy_case() {
     let o = run(Some("k8s-v2-cgroupns"), &["--verbose"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
-        &[("level", "ok".into()), ("percent", "47.2".into())],
-        &o.ctx(),
-    );
+    expect_line(&o, 0, &[("level", "ok".into()), ("percent", "47.2".into())]);
     assert!(o.stderr.is_empty(), "{}", o.ctx());
 }
 
@@ -385,10 +387,9 @@ fn verbose_long_flag_on_healthy_case() {
 fn usage_total() {
     // k8s-v2-cgroupns: memory.current 584Mi of 1Gi
     let o = run(Some("k8s-v2-cgroupns"), &["--usage", "total", "-v"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[
             ("level", "ok".into()),
             ("used", (584 * MI).to_string()),
@@ -396,15 +397,13 @@ fn usage_total() {
             ("percent", "57.0".into()),
             ("usage", "total".into()),
         ],
-        &o.ctx(),
     );
 
     // docker-v1-hostroot: memory.usage_in_bytes 442Mi of 512Mi -> 86.3 warning
     let o = run(Some("docker-v1-hostroot"), &["--usage", "total"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[
             ("level", "warning".into()),
             ("used", (442 * MI).to_string()),
@@ -412,7 +411,6 @@ fn usage_total() {
             ("usage", "total".into()),
             ("cgroup", "v1".into()),
         ],
-        &o.ctx(),
     );
 
     // k8s-v2-privileged: the pod slice carries the limit -> its raw memory.current (1680Mi of 2Gi)
@@ -451,10 +449,9 @@ fn explicit_cgroup_dir() {
     let root = fixture("k8s-v2-privileged");
     let dir = format!("{root}/{K8S_V2_PRIV_CTR}");
     let o = run(Some("k8s-v2-privileged"), &["--cgroup", &dir, "-v"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[
             ("level", "ok".into()),
             ("used", (1676 * MI - (60 * MI - 8192)).to_string()),
@@ -464,16 +461,14 @@ fn explicit_cgroup_dir() {
             ("cgroup", "v2".into()),
             ("path", dir.clone()),
         ],
-        &o.ctx(),
     );
 
     // the pod slice itself: its own limit
     let dir = format!("{root}/{K8S_V2_PRIV_POD}");
     let o = run(Some("k8s-v2-privileged"), &["--cgroup", &dir]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[
             ("level", "warning".into()),
             ("used", "1698693120".into()),
@@ -481,7 +476,6 @@ fn explicit_cgroup_dir() {
             ("limit_source", "cgroup".into()),
             ("path", dir.clone()),
         ],
-        &o.ctx(),
     );
 
     // v1: hierarchical_memory_limit still applies
@@ -504,10 +498,9 @@ fn explicit_cgroup_dir() {
     // no detection: works without /proc/self/cgroup (100Mi - 10Mi of 1Gi)
     let dir = format!("{}/sys/fs/cgroup", fixture("err-no-proc-cgroup"));
     let o = run(Some("err-no-proc-cgroup"), &["--cgroup", &dir, "-v"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[
             ("level", "ok".into()),
             ("used", (90 * MI).to_string()),
@@ -515,7 +508,6 @@ fn explicit_cgroup_dir() {
             ("limit_source", "cgroup".into()),
             ("path", dir),
         ],
-        &o.ctx(),
     );
 
     // a directory that is not a memory cgroup
@@ -708,25 +700,21 @@ fn thresholds() {
 fn threshold_92_5_on_failing_case() {
     // k8s-v1-rootpath: 95.3%
     let o = run(Some("k8s-v1-rootpath"), &["-w", "85", "-f", "92.5"]);
-    assert_eq!(o.code, 4, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        4,
         &[
             ("level", "failure".into()),
             ("warning", "85%".into()),
             ("failure", "92.5%".into()),
         ],
-        &o.ctx(),
     );
     // stacked-cgroup2: 89.8% -> warning with 92.5
     let o = run(Some("stacked-cgroup2"), &["-w", "85", "-f", "92.5"]);
-    assert_eq!(o.code, 0, "{}", o.ctx());
-    let line = one_stdout_line(&o);
-    check_kv(
-        &line,
+    expect_line(
+        &o,
+        0,
         &[("level", "warning".into()), ("failure", "92.5%".into())],
-        &o.ctx(),
     );
 }
 
@@ -819,17 +807,15 @@ fn logfile_at_failure_goes_to_file_and_stdout() {
             Some("k8s-v1-rootpath"),
             &["--warning", "85", "--failure", "95", "--logfile", logs],
         );
-        assert_eq!(o.code, 4, "{}", o.ctx());
-        let line = one_stdout_line(&o);
-        check_kv(
-            &line,
+        let line = expect_line(
+            &o,
+            4,
             &[
                 ("level", "failure".into()),
                 ("warning", "85%".into()),
                 ("failure", "95%".into()),
                 ("percent", "95.3".into()),
             ],
-            &o.ctx(),
         );
         let content = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<&str> = content.lines().collect();
