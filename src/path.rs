@@ -47,11 +47,6 @@ impl PathBuf {
         self.len = 0;
     }
 
-    /// Shortens the path to `len` bytes (no-op when already shorter).
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
     pub fn push(&mut self, c: u8) -> Result<(), TooLong> {
         // Keep one byte for the NUL that `file` adds.
         if self.len + 1 >= PATH_MAX {
