@@ -61,13 +61,34 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    // A container's mountinfo (tens of mounts) and the cgroup file that goes with it.
-    let cgroup = fixture("k8s-v2-privileged/proc/self/cgroup");
-    let mountinfo = fixture("k8s-v2-privileged/proc/self/mountinfo");
+    // A pod's mountinfo with 40 mounts: a cgroup v2 container with a namespace (23 mounts)
+    // plus the volume mounts a real workload adds (ConfigMaps, Secrets, emptyDirs).
+    let cgroup = fixture("k8s-v2-cgroupns/proc/self/cgroup");
+    let mut mountinfo = fixture("k8s-v2-cgroupns/proc/self/mountinfo");
+    for i in 0..17 {
+        mountinfo.extend_from_slice(
+            format!(
+                "{} 1365 254:1 /var/lib/kubelet/pods/4f1c6a2e-8d0b-4e8a-9a51-2b0c3d4e5f60/volumes/\
+                 kubernetes.io~configmap/config-{i} /etc/app/config-{i} ro,relatime - ext4 \
+                 /dev/vda1 rw,discard\n",
+                1500 + i
+            )
+            .as_bytes(),
+        );
+    }
+    assert_eq!(mountinfo.iter().filter(|&&c| c == b'\n').count(), 40);
+    let paths = parse::parse_proc_cgroup(&cgroup).unwrap();
     let mut g = c.benchmark_group("mountinfo");
     g.bench_function("kubemem", |b| {
         b.iter(|| {
-            let mut s = Selector::new(parse::parse_proc_cgroup(black_box(&cgroup)).unwrap());
+            let mut s = Selector::new(paths);
+            s.feed_lines(black_box(&mountinfo)).unwrap();
+            s.finish().map(|(_, dir, _)| dir.len())
+        })
+    });
+    g.bench_function("kubemem-every-line", |b| {
+        b.iter(|| {
+            let mut s = Selector::new(paths);
             for line in black_box(&mountinfo)
                 .split(|&c| c == b'\n')
                 .filter(|l| !l.is_empty())

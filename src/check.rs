@@ -79,8 +79,10 @@ pub fn proc_cgroup(data: &[u8]) {
     assert_eq!((p.v1_memory, p.v2), (v1, v2), "{data:?}");
 }
 
-/// `/proc/self/cgroup`, a NUL, then mountinfo: the chosen directory must be a mount point of
-/// the right type followed by the cgroup path's part below that mount's root.
+/// `/proc/self/cgroup`, a NUL, then mountinfo. The fast [`Selector::feed_lines`] (whole
+/// runs, in two parts split at a line boundary) must choose what feeding every line to
+/// [`Selector::feed`] chooses whenever that succeeds; and the chosen directory must be a
+/// mount point of the right type followed by the cgroup path's part below that mount's root.
 pub fn mountinfo(data: &[u8]) {
     let (cgroup, mounts) = match data.iter().position(|&c| c == 0) {
         Some(i) => (&data[..i], &data[i + 1..]),
@@ -89,14 +91,33 @@ pub fn mountinfo(data: &[u8]) {
     let Ok(paths) = parse::parse_proc_cgroup(cgroup) else {
         return;
     };
-    let mut selector = Selector::new(paths);
-    let mut lines = Vec::new();
-    for line in mounts.split(|&c| c == b'\n') {
-        if selector.feed(line).is_ok() {
-            lines.push(line);
-        }
+    let body = mounts.strip_suffix(b"\n").unwrap_or(mounts);
+    let lines: Vec<&[u8]> = match body {
+        [] => Vec::new(),
+        _ => body.split(|&c| c == b'\n').collect(),
+    };
+    let mut reference = Selector::new(paths);
+    let reference_ok = lines.iter().try_for_each(|l| reference.feed(l)).is_ok();
+
+    let cut = mounts[..mounts.len() / 2]
+        .iter()
+        .rposition(|&c| c == b'\n')
+        .map_or(0, |i| i + 1);
+    let mut fast = Selector::new(paths);
+    let fast_ok =
+        fast.feed_lines(&mounts[..cut]).is_ok() && fast.feed_lines(&mounts[cut..]).is_ok();
+    if reference_ok {
+        assert!(fast_ok, "feed_lines failed where feed did not");
+        assert_eq!(
+            fast.finish(),
+            reference.finish(),
+            "feed_lines and feed disagree"
+        );
     }
-    let Some((version, dir, mount_len)) = selector.finish() else {
+    if !fast_ok {
+        return;
+    }
+    let Some((version, dir, mount_len)) = fast.finish() else {
         return;
     };
     let (fstype, path): (&[u8], _) = match version {

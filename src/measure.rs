@@ -12,8 +12,9 @@
 use crate::error::{Error, Fault, File};
 use crate::locate::{proc_path, Location, Version};
 use crate::parse::{parse_max, parse_memtotal, parse_stat, parse_u64, Stat};
-use crate::path::PATH_MAX;
+use crate::path::CPath;
 use crate::read;
+use crate::sys::Buf;
 
 /// What counts as used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,12 +87,12 @@ pub fn measure(
         Version::V2 => (File::Current, File::Max),
         Version::V1 => (File::UsageInBytes, File::LimitInBytes),
     };
-    let mut name = [0u8; PATH_MAX];
-    let mut value = [0u8; VALUE_BUF];
-    let mut stat_buf = [0u8; STAT_BUF];
+    let mut name = CPath::new();
+    let mut value = Buf::<VALUE_BUF>::new();
+    let mut stat_buf = Buf::<STAT_BUF>::new();
 
     let memtotal = {
-        let mut buf = [0u8; MEMINFO_BUF];
+        let mut buf = Buf::<MEMINFO_BUF>::new();
         let err = |fault| Error::proc(File::ProcMeminfo, fault);
         let text = read::read_file(proc_path(root, File::ProcMeminfo, &mut name)?, &mut buf)
             .map_err(err)?;
@@ -159,8 +160,8 @@ fn read_value(
     file: File,
     at: usize,
     optional: bool,
-    name: &mut [u8; PATH_MAX],
-    buf: &mut [u8; VALUE_BUF],
+    name: &mut CPath,
+    buf: &mut Buf<VALUE_BUF>,
 ) -> Result<Option<u64>, Error> {
     let err = |fault| Error {
         fault,
@@ -187,8 +188,8 @@ fn read_value(
 fn read_stat(
     loc: &Location,
     at: usize,
-    name: &mut [u8; PATH_MAX],
-    buf: &mut [u8; STAT_BUF],
+    name: &mut CPath,
+    buf: &mut Buf<STAT_BUF>,
 ) -> Result<Option<Stat>, Error> {
     let err = |fault| Error {
         fault,

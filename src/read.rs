@@ -4,22 +4,26 @@
 //! single-record seq_file: one `read` with a buffer larger than the content returns all of
 //! it. So a read that returns a newline-terminated, not-full buffer ends the file; only
 //! otherwise do we read again until 0 (a fixture without a final newline, a short read from
-//! an odd filesystem). mountinfo is one record per mount and is streamed line by line.
+//! an odd filesystem). mountinfo is one record per mount and is streamed in runs of lines.
 //!
-//! Files are opened `O_CLOEXEC` (a supervisor spawns children) and not closed explicitly on
-//! the probe path: the descriptor is dropped, which closes it.
+//! Buffers are [`Buf`]s: nothing is zeroed, only what `read` wrote is looked at.
+//!
+//! Files are opened `O_CLOEXEC` (a supervisor spawns children) and never closed: each is
+//! opened once per process, and exit closes them all, which saves a `close` per file on a
+//! path that runs every few seconds in every pod.
 
 use core::ffi::CStr;
+use core::mem::ManuallyDrop;
 
-use memchr::memchr;
+use memchr::memrchr;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
-use rustix::io::Errno;
 
 use crate::error::Fault;
+use crate::sys::Buf;
 
 /// Opens `path` read-only.
-pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
+pub fn open(path: &CStr) -> Result<OwnedFd, rustix::io::Errno> {
     rustix::fs::open(
         path,
         OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
@@ -27,69 +31,56 @@ pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
     )
 }
 
-/// `read(2)` retried on EINTR.
-pub fn read_some(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
-    loop {
-        match rustix::io::read(fd.as_fd(), &mut *buf) {
-            Err(Errno::INTR) => continue,
-            r => return r,
-        }
-    }
-}
-
-/// Reads a whole single-record file from an open descriptor into `buf`.
+/// Reads a whole single-record file from an open descriptor into `buf` (emptied first).
 ///
 /// A file that fills `buf` is [`Fault::TooLarge`]: parsing a truncated prefix could turn
 /// `12345678` into `1234`.
-pub fn read_fd(fd: impl AsFd, buf: &mut [u8]) -> Result<&[u8], Fault> {
-    let mut len = 0;
+pub fn read_fd<const N: usize>(fd: impl AsFd, buf: &mut Buf<N>) -> Result<&[u8], Fault> {
+    buf.clear();
     loop {
-        let n = read_some(fd.as_fd(), &mut buf[len..]).map_err(Fault::Read)?;
-        len += n;
-        if len == buf.len() {
+        let n = buf.read_from(fd.as_fd()).map_err(Fault::Read)?;
+        if buf.is_full() {
             return Err(Fault::TooLarge);
         }
-        if n == 0 || buf[len - 1] == b'\n' {
-            return Ok(&buf[..len]);
+        if n == 0 || buf.as_bytes().last() == Some(&b'\n') {
+            return Ok(buf.as_bytes());
         }
     }
 }
 
-/// Opens `path` and reads it whole into `buf` (see [`read_fd`]).
-pub fn read_file<'b>(path: &CStr, buf: &'b mut [u8]) -> Result<&'b [u8], Fault> {
-    let fd = open(path).map_err(Fault::Open)?;
-    read_fd(&fd, buf)
+/// Opens `path` and reads it whole into `buf` (see [`read_fd`]). The descriptor is left
+/// open: each file is opened once per run, and exit closes it, one system call sooner.
+pub fn read_file<'b, const N: usize>(path: &CStr, buf: &'b mut Buf<N>) -> Result<&'b [u8], Fault> {
+    let fd = ManuallyDrop::new(open(path).map_err(Fault::Open)?);
+    read_fd(&*fd, buf)
 }
 
-/// Opens `path` and calls `each` with every line (without its `\n`), reading through `buf`.
-/// A line longer than `buf` is [`Fault::TooLarge`]. Stops at the first error `each` returns.
-pub fn for_each_line(
+/// Opens `path` and calls `each` with runs of whole lines (each run ends with `\n`, except
+/// the file's last line when it has none), reading through `buf`: one call per `read`
+/// rather than per line, so the caller can search a run at once. A line longer than `buf`
+/// is [`Fault::TooLarge`]. Stops at the first error `each` returns. Leaves the descriptor
+/// open, as [`read_file`] does.
+pub fn for_each_block<const N: usize>(
     path: &CStr,
-    buf: &mut [u8],
+    buf: &mut Buf<N>,
     mut each: impl FnMut(&[u8]) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
-    let fd = open(path).map_err(Fault::Open)?;
-    let (mut start, mut end) = (0, 0);
+    let fd = ManuallyDrop::new(open(path).map_err(Fault::Open)?);
+    let fd = fd.as_fd();
+    buf.clear();
     loop {
-        if end == buf.len() {
-            if start == 0 {
-                return Err(Fault::TooLarge);
-            }
-            buf.copy_within(start..end, 0);
-            end -= start;
-            start = 0;
+        if buf.is_full() {
+            return Err(Fault::TooLarge);
         }
-        let n = read_some(&fd, &mut buf[end..]).map_err(Fault::Read)?;
-        if n == 0 {
-            return match &buf[start..end] {
+        if buf.read_from(fd).map_err(Fault::Read)? == 0 {
+            return match buf.as_bytes() {
                 [] => Ok(()),
                 last => each(last),
             };
         }
-        end += n;
-        while let Some(i) = memchr(b'\n', &buf[start..end]) {
-            each(&buf[start..start + i])?;
-            start += i + 1;
+        if let Some(i) = memrchr(b'\n', buf.as_bytes()) {
+            each(&buf.as_bytes()[..=i])?;
+            buf.consume(i + 1);
         }
     }
 }

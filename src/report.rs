@@ -16,7 +16,7 @@ use crate::error::{errno_name, Error, Fault};
 use crate::locate::Location;
 use crate::measure::Sample;
 use crate::parse::Threshold;
-use crate::path::{self, PATH_MAX};
+use crate::path::{self, CPath};
 use crate::{Config, Format};
 
 /// Every line, newline included, stays below this: short enough for an event message and
@@ -243,7 +243,7 @@ pub fn verdict(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level) -> Li
 
 /// The error line: `level=error file=<path> error="<reason>"`.
 pub fn error(cfg: &Config<'_>, loc: &Location, e: Error) -> Line {
-    let mut name = [0u8; PATH_MAX];
+    let mut name = CPath::new();
     let file: &[u8] = if e.file.is_proc() {
         path::cstr(&[cfg.root, e.file.name().as_bytes()], &mut name).map_or(b"", CStr::to_bytes)
     } else {
