@@ -1,10 +1,27 @@
 #!/usr/bin/env bash
 # Builds fuzz/corpus/<target>/ from the fixture trees, then runs each target for
-# FUZZ_SECONDS (default 60) with cargo-fuzz on a nightly toolchain:
+# FUZZ_SECONDS (default 60) with cargo-fuzz:
 #   fuzz/seed.sh            # seed and run every target
 #   fuzz/seed.sh stat       # one target
+#
+# cargo-fuzz passes nightly-only flags (-Z sanitizer). A nightly toolchain is used when
+# rustup has one; otherwise stable with RUSTC_BOOTSTRAP=1, which accepts them (stable ships
+# the address sanitizer's runtime for x86_64 and aarch64 Linux). cargo-fuzz itself is
+# installed from crates.io when missing. Each run ends with libFuzzer's final statistics:
+# executions (stat::number_of_executed_units) and coverage (cov: edges, ft: features).
 set -Eeuo pipefail
 cd "$(dirname "$0")"
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz)
+else
+    export RUSTC_BOOTSTRAP=1
+    fuzz=(cargo fuzz)
+fi
+
 fixtures=../tests/fixtures
 mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args}
 n=0
@@ -21,8 +38,18 @@ done < <(find "$fixtures" -type f -print0)
 for t in 85 85% 92.5 900Mi 1.5Gi 512M 2G 0.001Ki; do printf '%s' "$t" > "corpus/threshold/$t"; done
 printf -- '--warning\00085\0--failure\00095\0--logfile\0/proc/1/fd/1' > corpus/args/c-kubemem
 printf -- '-w\0900Mi\0-f\0001.5Gi\0-v\0--log-format\0json' > corpus/args/quantities
-for t in "${@:-u64 stat proc_cgroup mountinfo threshold args}"; do
-    for target in $t; do
-        cargo +nightly fuzz run "$target" "corpus/$target" -- -max_total_time="${FUZZ_SECONDS:-60}"
-    done
+
+targets=("$@")
+[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args)
+mkdir -p target/logs
+for target in "${targets[@]}"; do
+    echo "== fuzz $target for ${FUZZ_SECONDS:-60} s"
+    log=target/logs/$target.log
+    if ! "${fuzz[@]}" run "$target" "corpus/$target" -- \
+        -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "fuzz $target: failed, see fuzz/$log and fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units)' "$log"
 done

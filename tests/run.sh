@@ -4,8 +4,11 @@
 # 1. cargo test: unit tests of every parser, the CLI suite over fixture trees, the
 #    allocation check, the probe on this machine's own cgroup, the fuzz seeds replayed;
 # 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
-# 3. the release build (static, under the size ceiling) and a run of it here;
-# 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM), when present.
+# 3. the release build (static, under the size ceiling), a run of it here, and its budgets
+#    (system calls, peak RSS, instructions: tests/budgets.sh);
+#    and one short run of the exec benchmark script, so that it keeps working;
+# 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM);
+# 5. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,13 +27,22 @@ step "benchmarks and fuzz targets compile"
 cargo bench --locked --no-run
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 
-step "release build"
+step "release build (static, under the size ceiling)"
 ./build.sh
 
 step "release binary on this machine's own cgroup"
 target/dist/kubemem --verbose
 
+step "budgets: system calls, peak RSS, instructions of one healthy run"
+tests/budgets.sh
+
+step "exec benchmark script runs (its timings are for reading, not asserted)"
+RUNS=20 benches/exec/run.sh
+
 if [ -x tests/real/run.sh ]; then
     step "real kernels"
     tests/real/run.sh all
 fi
+
+step "fuzz every target for ${FUZZ_SECONDS:=60} s"
+FUZZ_SECONDS=$FUZZ_SECONDS fuzz/seed.sh
