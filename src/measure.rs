@@ -8,6 +8,15 @@
 //!   `kubectl top` count it: usage minus inactive page cache (v2 `inactive_file`, v1
 //!   `total_inactive_file`, which includes descendants), clamped at 0. Dividing our own
 //!   usage by an ancestor's limit would understate the danger (.NET's bug #113193).
+//!
+//! Which cgroup carries the limit is resolved once ([`resolve`]). The probe then reads that
+//! cgroup's usage and exits ([`measure`]); the supervisor keeps its files open in a
+//! [`Sampler`] and re-reads them every interval. Both turn raw usage into a sample the same
+//! way ([`finish`]).
+
+use core::mem::ManuallyDrop;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::error::{Error, Fault, File};
 use crate::locate::{proc_path, Location, Version};
@@ -74,6 +83,27 @@ const STAT_BUF: usize = 8 << 10;
 /// `/proc/meminfo`: about 1.5 KiB (some 55 lines of ~28 bytes).
 const MEMINFO_BUF: usize = 8 << 10;
 
+/// The cgroup carrying the effective limit, resolved once.
+#[derive(Clone, Copy, Debug)]
+struct Carrier {
+    limit: u64,
+    source: LimitSource,
+    /// The carrying cgroup: `loc.dir[..at]`.
+    at: usize,
+    memtotal: u64,
+    /// v1: our own `memory.stat`, read for `hierarchical_memory_limit`; the working set
+    /// reuses it when `at` is our own cgroup.
+    own_stat: Option<Stat>,
+}
+
+/// The usage and limit files of a cgroup version.
+const fn files(version: Version) -> (File, File) {
+    match version {
+        Version::V2 => (File::Current, File::Max),
+        Version::V1 => (File::UsageInBytes, File::LimitInBytes),
+    }
+}
+
 /// Reads one sample of the cgroup at `loc`. `root` is the `--root` prefix. `needs_stat`
 /// receives (raw usage, limit) and says whether the working set is needed; when it says no,
 /// `memory.stat` is not read (unless v1 needs it for the limit).
@@ -83,31 +113,53 @@ pub fn measure(
     usage: Usage,
     needs_stat: impl Fn(u64, u64) -> bool,
 ) -> Result<Sample, Error> {
-    let (usage_file, limit_file) = match loc.version {
-        Version::V2 => (File::Current, File::Max),
-        Version::V1 => (File::UsageInBytes, File::LimitInBytes),
-    };
     let mut name = CPath::new();
     let mut value = Buf::<VALUE_BUF>::new();
     let mut stat_buf = Buf::<STAT_BUF>::new();
+    let c = resolve(root, loc, &mut name, &mut value, &mut stat_buf)?;
+    let usage_file = files(loc.version).0;
+    let raw = read_value(loc, usage_file, c.at, false, &mut name, &mut value)?.unwrap_or(0);
+    let raw = Sample {
+        used: raw,
+        limit: c.limit,
+        source: c.source,
+        at: c.at,
+    };
+    let own_stat = c.own_stat.filter(|_| c.at == loc.dir.len());
+    finish(loc.version, usage, raw, needs_stat, || match own_stat {
+        Some(s) => Ok(Some(s)),
+        None => read_stat(loc, c.at, &mut name, &mut stat_buf),
+    })
+}
 
+/// Finds the effective limit and the cgroup carrying it: the tightest of our own limit,
+/// every visible ancestor's and (v1) `hierarchical_memory_limit`; MemTotal when none is
+/// below it. The buffers are the caller's, so that the probe's stack holds one set.
+fn resolve(
+    root: &[u8],
+    loc: &Location,
+    name: &mut CPath,
+    value: &mut Buf<VALUE_BUF>,
+    stat_buf: &mut Buf<STAT_BUF>,
+) -> Result<Carrier, Error> {
+    let limit_file = files(loc.version).1;
     let memtotal = {
         let mut buf = Buf::<MEMINFO_BUF>::new();
         let err = |fault| Error::proc(File::ProcMeminfo, fault);
-        let text = read::read_file(proc_path(root, File::ProcMeminfo, &mut name)?, &mut buf)
-            .map_err(err)?;
+        let text =
+            read::read_file(proc_path(root, File::ProcMeminfo, name)?, &mut buf).map_err(err)?;
         parse_memtotal(text).map_err(|m| err(Fault::Malformed(m)))?
     };
 
     let own = loc.dir.len();
-    let mut best = read_value(loc, limit_file, own, false, &mut name, &mut value)?
+    let mut best = read_value(loc, limit_file, own, false, name, value)?
         .map(|l| (l, LimitSource::Cgroup, own));
     let tighter =
         |l: u64, best: Option<(u64, LimitSource, usize)>| best.is_none_or(|(b, _, _)| l < b);
     let mut at = own;
     while let Some(parent) = loc.dir.parent_len(at).filter(|&p| p >= loc.mount_len) {
         at = parent;
-        if let Some(l) = read_value(loc, limit_file, at, true, &mut name, &mut value)? {
+        if let Some(l) = read_value(loc, limit_file, at, true, name, value)? {
             if tighter(l, best) {
                 best = Some((l, LimitSource::Ancestor, at));
             }
@@ -117,7 +169,7 @@ pub fn measure(
     // v1: `hierarchical_memory_limit` reveals ancestors above the mount root.
     let mut own_stat: Option<Stat> = None;
     if loc.version == Version::V1 {
-        own_stat = read_stat(loc, own, &mut name, &mut stat_buf)?;
+        own_stat = read_stat(loc, own, name, stat_buf)?;
         if let Some(h) = own_stat.and_then(|s| s.hierarchical_memory_limit) {
             if tighter(h, best) {
                 best = Some((h, LimitSource::Ancestor, own));
@@ -128,33 +180,158 @@ pub fn measure(
         Some(b) if b.0 < memtotal => b,
         _ => (memtotal, LimitSource::Host, own),
     };
+    Ok(Carrier {
+        limit,
+        source,
+        at,
+        memtotal,
+        own_stat,
+    })
+}
 
-    let raw = read_value(loc, usage_file, at, false, &mut name, &mut value)?.unwrap_or(0);
-    if usage == Usage::Total || !needs_stat(raw, limit) {
-        return Ok(Sample {
-            used: raw,
-            limit,
-            source,
-            at,
-        });
+/// From raw usage (in `raw.used`) to the sample: the working set when `usage` asks for it
+/// and `needs_stat` says it can matter, raw usage otherwise. `stat` reads `memory.stat`
+/// (`None` when the file does not exist: raw usage, as cAdvisor does).
+fn finish(
+    version: Version,
+    usage: Usage,
+    raw: Sample,
+    needs_stat: impl Fn(u64, u64) -> bool,
+    stat: impl FnOnce() -> Result<Option<Stat>, Error>,
+) -> Result<Sample, Error> {
+    if usage == Usage::Total || !needs_stat(raw.used, raw.limit) {
+        return Ok(raw);
     }
-    let stat = match own_stat {
-        Some(s) if at == own => Some(s),
-        _ => read_stat(loc, at, &mut name, &mut stat_buf)?,
-    };
-    let inactive = stat.and_then(|s| match loc.version {
+    let inactive = stat()?.and_then(|s| match version {
         Version::V2 => s.inactive_file,
         Version::V1 => s.total_inactive_file,
     });
     Ok(Sample {
-        used: raw.saturating_sub(inactive.unwrap_or(0)),
-        limit,
-        source,
-        at,
+        used: raw.used.saturating_sub(inactive.unwrap_or(0)),
+        ..raw
     })
 }
 
+/// The cgroup files of the cgroup carrying the limit, held open and re-read from offset 0
+/// on every sample: one `pread` per file, no `open`, no path building. The limit is re-read
+/// too (an in-place pod resize changes it); which cgroup carries it is resolved once, when
+/// the sampler is opened, as the probe resolves it.
+pub struct Sampler {
+    version: Version,
+    usage: Usage,
+    memtotal: u64,
+    /// The measured cgroup is `loc.dir[..at]`; our own is `loc.dir[..own]`.
+    at: usize,
+    own: usize,
+    usage_fd: OwnedFd,
+    /// `None` when the cgroup has no limit file (a v2 root).
+    limit_fd: Option<OwnedFd>,
+    /// `None` when the cgroup has no `memory.stat`.
+    stat_fd: Option<OwnedFd>,
+}
+
+impl Sampler {
+    /// Resolves the cgroup carrying the limit below `loc` and opens its files.
+    pub fn open(root: &[u8], loc: &Location, usage: Usage) -> Result<Sampler, Error> {
+        let mut name = CPath::new();
+        let mut value = Buf::<VALUE_BUF>::new();
+        let mut stat_buf = Buf::<STAT_BUF>::new();
+        let c = resolve(root, loc, &mut name, &mut value, &mut stat_buf)?;
+        let (usage_file, limit_file) = files(loc.version);
+        Ok(Sampler {
+            version: loc.version,
+            usage,
+            memtotal: c.memtotal,
+            at: c.at,
+            own: loc.dir.len(),
+            usage_fd: open_in(loc, usage_file, c.at, &mut name)?,
+            limit_fd: if_exists(open_in(loc, limit_file, c.at, &mut name))?,
+            stat_fd: if_exists(open_in(loc, File::Stat, c.at, &mut name))?,
+        })
+    }
+
+    /// Reads one sample; `needs_stat` as for [`measure`]. Allocation-free.
+    pub fn sample(&self, needs_stat: impl Fn(u64, u64) -> bool) -> Result<Sample, Error> {
+        let mut value = Buf::<VALUE_BUF>::new();
+        let mut stat_buf = Buf::<STAT_BUF>::new();
+        let (usage_file, limit_file) = files(self.version);
+        let here = match self.at == self.own {
+            true => LimitSource::Cgroup,
+            false => LimitSource::Ancestor,
+        };
+        let mut best = match &self.limit_fd {
+            Some(fd) => decode_value(limit_file, self.at, read::reread(fd, &mut value))?,
+            None => None,
+        }
+        .map(|l| (l, here));
+        let stat = match self.version {
+            Version::V1 => self.stat(&mut stat_buf)?,
+            Version::V2 => None,
+        };
+        if let Some(h) = stat.and_then(|s| s.hierarchical_memory_limit) {
+            if best.is_none_or(|(b, _)| h < b) {
+                best = Some((h, LimitSource::Ancestor));
+            }
+        }
+        let (limit, source) = match best {
+            Some(b) if b.0 < self.memtotal => b,
+            _ => (self.memtotal, LimitSource::Host),
+        };
+        let raw = decode_value(
+            usage_file,
+            self.at,
+            read::reread(&self.usage_fd, &mut value),
+        )?;
+        let raw = Sample {
+            used: raw.unwrap_or(0),
+            limit,
+            source,
+            at: self.at,
+        };
+        finish(self.version, self.usage, raw, needs_stat, || match stat {
+            Some(s) => Ok(Some(s)),
+            None => self.stat(&mut stat_buf),
+        })
+    }
+
+    /// The measured cgroup's usage file (v1 threshold notifications name it).
+    pub fn usage_fd(&self) -> BorrowedFd<'_> {
+        self.usage_fd.as_fd()
+    }
+
+    /// The measured cgroup: `loc.dir[..at]`.
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
+    fn stat(&self, buf: &mut Buf<STAT_BUF>) -> Result<Option<Stat>, Error> {
+        match &self.stat_fd {
+            Some(fd) => decode_stat(self.at, read::reread(fd, buf)).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Opens `file` in `loc.dir[..at]`.
+fn open_in(loc: &Location, file: File, at: usize, name: &mut CPath) -> Result<OwnedFd, Error> {
+    let err = in_cgroup(file, at);
+    let path = loc
+        .dir
+        .file(at, file.name(), name)
+        .ok_or(err(Fault::PathTooLong))?;
+    read::open(path).map_err(|e| err(Fault::Open(e)))
+}
+
+/// `None` for a file that does not exist.
+fn if_exists<T>(r: Result<T, Error>) -> Result<Option<T>, Error> {
+    match r {
+        Err(e) if e.fault == Fault::Open(rustix::io::Errno::NOENT) => Ok(None),
+        r => r.map(Some),
+    }
+}
+
 /// Reads a single-value `file` in `loc.dir[..at]`; a missing file is `None` when `optional`.
+/// The descriptor is left open, as [`read::read_file`] leaves it.
 fn read_value(
     loc: &Location,
     file: File,
@@ -163,24 +340,14 @@ fn read_value(
     name: &mut CPath,
     buf: &mut Buf<VALUE_BUF>,
 ) -> Result<Option<u64>, Error> {
-    let err = |fault| Error {
-        fault,
-        file,
-        at: at as u16,
+    let fd = match open_in(loc, file, at, name) {
+        r if optional => if_exists(r)?,
+        r => Some(r?),
     };
-    let path = loc
-        .dir
-        .file(at, file.name(), name)
-        .ok_or(err(Fault::PathTooLong))?;
-    let text = match read::read_file(path, buf) {
-        Err(Fault::Open(rustix::io::Errno::NOENT)) if optional => return Ok(None),
-        r => r.map_err(err)?,
-    };
-    match file {
-        File::Max => parse_max(text),
-        _ => parse_u64(text).map(Some),
+    match fd {
+        Some(fd) => decode_value(file, at, read::read_fd(&*ManuallyDrop::new(fd), buf)),
+        None => Ok(None),
     }
-    .map_err(|m| err(Fault::Malformed(m)))
 }
 
 /// Reads `memory.stat` in `loc.dir[..at]`; `None` if the file does not exist (then the working
@@ -191,21 +358,129 @@ fn read_stat(
     name: &mut CPath,
     buf: &mut Buf<STAT_BUF>,
 ) -> Result<Option<Stat>, Error> {
-    let err = |fault| Error {
-        fault,
-        file: File::Stat,
-        at: at as u16,
-    };
-    let path = loc
-        .dir
-        .file(at, File::Stat.name(), name)
-        .ok_or(err(Fault::PathTooLong))?;
-    let text = match read::read_file(path, buf) {
-        Err(Fault::Open(rustix::io::Errno::NOENT)) => return Ok(None),
-        r => r.map_err(err)?,
-    };
-    parse_stat(text).map(Some).map_err(|(key, m)| match key {
+    match if_exists(open_in(loc, File::Stat, at, name))? {
+        Some(fd) => decode_stat(at, read::read_fd(&*ManuallyDrop::new(fd), buf)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The value of a single-value `file` read in `loc.dir[..at]` (`memory.max` may say `max`).
+fn decode_value(file: File, at: usize, read: Result<&[u8], Fault>) -> Result<Option<u64>, Error> {
+    let err = in_cgroup(file, at);
+    match file {
+        File::Max => parse_max(read.map_err(err)?),
+        _ => parse_u64(read.map_err(err)?).map(Some),
+    }
+    .map_err(|m| err(Fault::Malformed(m)))
+}
+
+/// The fields of a `memory.stat` read in `loc.dir[..at]`.
+fn decode_stat(at: usize, read: Result<&[u8], Fault>) -> Result<Stat, Error> {
+    let err = in_cgroup(File::Stat, at);
+    parse_stat(read.map_err(err)?).map_err(|(key, m)| match key {
         Some(k) => err(Fault::Stat(k, m)),
         None => err(Fault::Malformed(m)),
     })
+}
+
+/// Errors about `file` in `loc.dir[..at]`.
+fn in_cgroup(file: File, at: usize) -> impl Fn(Fault) -> Error + Copy {
+    move |fault| Error {
+        fault,
+        file,
+        at: at as u16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locate::locate;
+    use std::path::{Path, PathBuf};
+
+    fn located(root: &Path) -> Result<Location, Error> {
+        let mut loc = Location::new();
+        locate(root.to_str().unwrap().as_bytes(), &mut loc).map(|()| loc)
+    }
+
+    fn sampled(root: &Path, loc: &Location, usage: Usage, stat: bool) -> Result<Sample, Error> {
+        let root = root.to_str().unwrap().as_bytes();
+        Sampler::open(root, loc, usage).and_then(|s| s.sample(|_, _| stat))
+    }
+
+    /// On every fixture tree, the supervisor's first sample is the probe's measurement, the
+    /// errors included.
+    #[test]
+    fn a_sampler_measures_what_the_probe_measures() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut compared = 0;
+        for entry in std::fs::read_dir(fixtures).unwrap() {
+            let root = entry.unwrap().path();
+            let Ok(loc) = located(&root) else { continue };
+            for usage in [Usage::WorkingSet, Usage::Total] {
+                for stat in [false, true] {
+                    let bytes = root.to_str().unwrap().as_bytes();
+                    let probe = measure(bytes, &loc, usage, |_, _| stat);
+                    let sample = sampled(&root, &loc, usage, stat);
+                    assert_eq!(sample, probe, "{} {usage:?} {stat}", root.display());
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared > 100, "only {compared} comparisons");
+    }
+
+    fn tree(name: &str) -> PathBuf {
+        let root =
+            std::env::temp_dir().join(format!("kubemem-sampler-{}-{name}", std::process::id()));
+        let cg = root.join("sys/fs/cgroup");
+        std::fs::create_dir_all(root.join("proc/self")).unwrap();
+        std::fs::create_dir_all(&cg).unwrap();
+        std::fs::write(root.join("proc/self/cgroup"), "0::/\n").unwrap();
+        std::fs::write(
+            root.join("proc/self/mountinfo"),
+            "2 1 0:2 / /sys/fs/cgroup ro - cgroup2 cgroup2 rw\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("proc/meminfo"), "MemTotal: 16384000 kB\n").unwrap();
+        std::fs::write(cg.join("memory.current"), "500\n").unwrap();
+        std::fs::write(cg.join("memory.max"), "1000\n").unwrap();
+        std::fs::write(cg.join("memory.stat"), "inactive_file 100\n").unwrap();
+        root
+    }
+
+    /// Rewrites `file` in place (the sampler's descriptor keeps the same inode).
+    fn set(root: &Path, file: &str, text: &str) {
+        std::fs::write(root.join("sys/fs/cgroup").join(file), text).unwrap();
+    }
+
+    #[test]
+    fn a_sampler_rereads_usage_limit_and_stat() {
+        let root = tree("reread");
+        let loc = located(&root).unwrap();
+        let sampler =
+            Sampler::open(root.to_str().unwrap().as_bytes(), &loc, Usage::WorkingSet).unwrap();
+        let used_limit = |stat| {
+            let s = sampler.sample(|_, _| stat).unwrap();
+            (s.used, s.limit, s.source)
+        };
+        assert_eq!(used_limit(true), (400, 1000, LimitSource::Cgroup));
+        assert_eq!(used_limit(false), (500, 1000, LimitSource::Cgroup));
+        set(&root, "memory.current", "900\n");
+        set(&root, "memory.stat", "inactive_file 50\n");
+        assert_eq!(used_limit(true), (850, 1000, LimitSource::Cgroup));
+        // An in-place resize, then the limit removed.
+        set(&root, "memory.max", "2000\n");
+        assert_eq!(used_limit(true), (850, 2000, LimitSource::Cgroup));
+        set(&root, "memory.max", "max\n");
+        let host = 16_384_000 * 1024;
+        assert_eq!(used_limit(true), (850, host, LimitSource::Host));
+        // A broken file is an error of this sample only.
+        set(&root, "memory.current", "9\r\n");
+        let e = sampler.sample(|_, _| true).unwrap_err();
+        assert_eq!((e.file, e.at as usize), (File::Current, loc.dir.len()));
+        set(&root, "memory.current", "1000\n");
+        assert_eq!(used_limit(true), (950, host, LimitSource::Host));
+        std::fs::remove_dir_all(root).unwrap();
+    }
 }

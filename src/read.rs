@@ -36,9 +36,25 @@ pub fn open(path: &CStr) -> Result<OwnedFd, rustix::io::Errno> {
 /// A file that fills `buf` is [`Fault::TooLarge`]: parsing a truncated prefix could turn
 /// `12345678` into `1234`.
 pub fn read_fd<const N: usize>(fd: impl AsFd, buf: &mut Buf<N>) -> Result<&[u8], Fault> {
+    read_whole(fd, buf, false)
+}
+
+/// Reads a whole single-record file again from its start, as [`read_fd`] does, with
+/// `pread` at offset 0: the supervisor keeps its cgroup files open and re-reads each one
+/// with a single system call per sample (a seq_file regenerates its record at offset 0).
+pub fn reread<const N: usize>(fd: impl AsFd, buf: &mut Buf<N>) -> Result<&[u8], Fault> {
+    read_whole(fd, buf, true)
+}
+
+fn read_whole<const N: usize>(
+    fd: impl AsFd,
+    buf: &mut Buf<N>,
+    from_start: bool,
+) -> Result<&[u8], Fault> {
     buf.clear();
     loop {
-        let n = buf.read_from(fd.as_fd()).map_err(Fault::Read)?;
+        let at = from_start.then_some(buf.len() as u64);
+        let n = buf.read_from(fd.as_fd(), at).map_err(Fault::Read)?;
         if buf.is_full() {
             return Err(Fault::TooLarge);
         }
@@ -72,7 +88,7 @@ pub fn for_each_block<const N: usize>(
         if buf.is_full() {
             return Err(Fault::TooLarge);
         }
-        if buf.read_from(fd).map_err(Fault::Read)? == 0 {
+        if buf.read_from(fd, None).map_err(Fault::Read)? == 0 {
             return match buf.as_bytes() {
                 [] => Ok(()),
                 last => each(last),

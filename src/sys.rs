@@ -107,10 +107,17 @@ impl<const N: usize> Buf<N> {
     }
 
     /// One `read(2)` (retried on EINTR) into the free tail; returns the bytes read, 0 at end
-    /// of file or when the buffer is full.
-    pub fn read_from(&mut self, fd: BorrowedFd<'_>) -> Result<usize, Errno> {
+    /// of file or when the buffer is full. With `at`, a `pread(2)` at that file offset
+    /// instead, leaving the descriptor's own offset alone (a supervisor re-reads its files
+    /// from 0 every sample without a `lseek`).
+    pub fn read_from(&mut self, fd: BorrowedFd<'_>, at: Option<u64>) -> Result<usize, Errno> {
         loop {
-            match rustix::io::read(fd, &mut self.bytes[self.len..]) {
+            let tail = &mut self.bytes[self.len..];
+            let read = match at {
+                None => rustix::io::read(fd, tail),
+                Some(offset) => rustix::io::pread(fd, tail, offset),
+            };
+            match read {
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e),
                 Ok((read, _)) => {
@@ -161,8 +168,24 @@ mod tests {
         w.write_all(b"hello").unwrap();
         let mut b = Buf::<4>::new();
         b.push(b'>').unwrap();
-        assert_eq!(b.read_from(r.as_fd()), Ok(3));
+        assert_eq!(b.read_from(r.as_fd(), None), Ok(3));
         assert_eq!(b.as_bytes(), b">hel");
-        assert_eq!(b.read_from(r.as_fd()), Ok(0));
+        assert_eq!(b.read_from(r.as_fd(), None), Ok(0));
+    }
+
+    #[test]
+    fn buf_preads_at_an_offset_without_moving_the_file_offset() {
+        use std::os::fd::AsFd;
+        let path = std::env::temp_dir().join(format!("kubemem-pread-{}", std::process::id()));
+        std::fs::write(&path, b"12345").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        let mut b = Buf::<8>::new();
+        assert_eq!(b.read_from(f.as_fd(), Some(3)), Ok(2));
+        assert_eq!(b.read_from(f.as_fd(), Some(0)), Ok(5));
+        assert_eq!(b.as_bytes(), b"4512345");
+        b.clear();
+        assert_eq!(b.read_from(f.as_fd(), None), Ok(5));
+        assert_eq!(b.as_bytes(), b"12345");
+        std::fs::remove_file(path).unwrap();
     }
 }

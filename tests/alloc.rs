@@ -1,7 +1,7 @@
 //! "No heap allocation after argument parsing", checked: a counting global allocator wraps
 //! the system one, arguments are parsed first, then every allocation made by `kubemem::run`
 //! on this thread fails the test. Covers the healthy, warning, failure (with a logfile and
-//! JSON), error and real-cgroup paths.
+//! JSON), error and real-cgroup paths, and one sample of the supervisor's sampler.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -10,7 +10,9 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use kubemem::args::{parse, Parsed};
-use kubemem::Exit;
+use kubemem::locate::{locate, Location};
+use kubemem::measure::Sampler;
+use kubemem::{Exit, Usage};
 
 struct Counting;
 
@@ -37,6 +39,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Runs `f` with the allocator armed; returns its result and the number of allocations.
+fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    COUNT.with(|c| c.set(0));
+    ARMED.with(|a| a.set(true));
+    let t = f();
+    ARMED.with(|a| a.set(false));
+    (t, COUNT.with(Cell::get))
+}
+
 /// Parses `argv`, then runs the probe with the allocator armed; returns the exit code and
 /// the number of allocations `run` made.
 fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
@@ -48,11 +59,7 @@ fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
         .open("/dev/null")
         .unwrap();
     let cfg = args.config(sink.as_fd(), sink.as_fd());
-    COUNT.with(|c| c.set(0));
-    ARMED.with(|a| a.set(true));
-    let exit = kubemem::run(&cfg);
-    ARMED.with(|a| a.set(false));
-    (exit, COUNT.with(Cell::get))
+    counted(|| kubemem::run(&cfg))
 }
 
 /// A minimal cgroup v2 tree (a Kubernetes container with its own cgroup namespace).
@@ -143,4 +150,17 @@ fn no_allocation_after_argument_parsing() {
         fs::remove_dir_all(dir).unwrap();
     }
     let _ = fs::remove_file(log);
+}
+
+#[test]
+fn no_allocation_in_a_sample_of_the_supervisor() {
+    let root = v2_tree("sampler", 1 << 30);
+    let bytes = s(&root).as_bytes();
+    let mut loc = Location::new();
+    locate(bytes, &mut loc).unwrap();
+    let sampler = Sampler::open(bytes, &loc, Usage::WorkingSet).unwrap();
+    let (sample, allocs) = counted(|| sampler.sample(|_, _| true));
+    assert_eq!(sample.unwrap().used, (1 << 30) - (1 << 20));
+    assert_eq!(allocs, 0, "a sample allocated {allocs} times");
+    fs::remove_dir_all(root).unwrap();
 }
