@@ -14,7 +14,7 @@ use std::vec::Vec;
 use lexopt::{Arg, Parser};
 use rustix::fd::BorrowedFd;
 
-use crate::parse::{parse_threshold, Threshold};
+use crate::parse::{parse_threshold, BadNumber, Threshold};
 use crate::{Config, Format, OnError, Usage};
 
 pub const HELP: &str = "\
@@ -213,6 +213,10 @@ fn threshold(flag: &str, v: OsString) -> Result<Threshold, UsageError> {
             v.as_bytes(),
             b"': ",
             e.reason().as_bytes(),
+            match e {
+                BadNumber::UnknownUnit => b" (use Ki Mi Gi Ti or k M G T)",
+                _ => b"".as_slice(),
+            },
             b" (expected a percent like 85 or 92.5%, or a quantity like 900Mi)",
         ])
     })

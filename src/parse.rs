@@ -4,6 +4,7 @@
 //! `cargo test`. The kernel formats they accept are described at each function.
 
 use memchr::memchr;
+use rustix::process::Signal;
 
 use crate::error::{Malformed, StatKey};
 
@@ -283,9 +284,9 @@ pub enum Threshold {
     Bytes(u64),
 }
 
-/// Why a threshold could not be parsed.
+/// Why a number with a unit (a threshold, a duration) could not be parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BadThreshold {
+pub enum BadNumber {
     NotANumber,
     /// A percent with more than two decimals, or a quantity with more than nine.
     TooPrecise,
@@ -294,14 +295,15 @@ pub enum BadThreshold {
     Overflow,
 }
 
-impl BadThreshold {
+impl BadNumber {
+    /// The reason; the caller names the units it accepts.
     pub const fn reason(self) -> &'static str {
         match self {
-            BadThreshold::NotANumber => "not a number",
-            BadThreshold::TooPrecise => "too many decimals",
-            BadThreshold::Above100 => "a percent above 100",
-            BadThreshold::UnknownUnit => "unknown unit (use Ki Mi Gi Ti or k M G T)",
-            BadThreshold::Overflow => "too large",
+            BadNumber::NotANumber => "not a number",
+            BadNumber::TooPrecise => "too many decimals",
+            BadNumber::Above100 => "a percent above 100",
+            BadNumber::UnknownUnit => "unknown unit",
+            BadNumber::Overflow => "too large",
         }
     }
 }
@@ -311,7 +313,7 @@ impl BadThreshold {
 ///
 /// A bare number is a percent, as in the C kubemem. Quantities round up to a whole byte, as
 /// Kubernetes does.
-pub fn parse_threshold(b: &[u8]) -> Result<Threshold, BadThreshold> {
+pub fn parse_threshold(b: &[u8]) -> Result<Threshold, BadNumber> {
     const UNITS: [(&[u8], u64); 8] = [
         (b"Ki", 1 << 10),
         (b"Mi", 1 << 20),
@@ -325,59 +327,137 @@ pub fn parse_threshold(b: &[u8]) -> Result<Threshold, BadThreshold> {
     if let Some(num) = b.strip_suffix(b"%") {
         return percent(num);
     }
+    match split_unit(b) {
+        (num, []) => percent(num),
+        (num, unit) => scaled(num, unit, &UNITS).map(Threshold::Bytes),
+    }
+}
+
+/// Parses a duration, a decimal number and a unit (`100ms`, `30s`, `1.5s`, `1m`, `2h`), into
+/// milliseconds, rounded up to a whole one. The unit is required: a bare `30` could mean
+/// seconds or milliseconds.
+pub fn parse_duration(b: &[u8]) -> Result<u64, BadNumber> {
+    const UNITS: [(&[u8], u64); 4] = [(b"ms", 1), (b"s", 1_000), (b"m", 60_000), (b"h", 3_600_000)];
+    let (num, unit) = split_unit(b);
+    scaled(num, unit, &UNITS)
+}
+
+/// `12.5Mi` -> (`12.5`, `Mi`): the unit starts at the first byte that is neither a digit nor
+/// a point.
+fn split_unit(b: &[u8]) -> (&[u8], &[u8]) {
     let split = b
         .iter()
         .position(|c| !(c.is_ascii_digit() || *c == b'.'))
         .unwrap_or(b.len());
-    let (num, unit) = b.split_at(split);
-    if unit.is_empty() {
-        return percent(num);
-    }
-    let mult = UNITS
-        .iter()
-        .find(|(u, _)| *u == unit)
-        .ok_or(BadThreshold::UnknownUnit)?
-        .1;
-    let (mantissa, scale) = decimal(num, 9)?;
-    // mantissa < 10^19 and mult <= 10^12 fit u128 with room; round up to a whole byte.
-    let bytes = (u128::from(mantissa) * u128::from(mult)).div_ceil(10u128.pow(scale));
-    u64::try_from(bytes)
-        .map(Threshold::Bytes)
-        .map_err(|_| BadThreshold::Overflow)
+    b.split_at(split)
 }
 
-fn percent(num: &[u8]) -> Result<Threshold, BadThreshold> {
+/// `num` (at most nine decimals) times the multiplier of `unit` in `units`, rounded up.
+fn scaled(num: &[u8], unit: &[u8], units: &[(&[u8], u64)]) -> Result<u64, BadNumber> {
+    let mult = units
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .ok_or(BadNumber::UnknownUnit)?
+        .1;
+    let (mantissa, scale) = decimal(num, 9)?;
+    // mantissa < 10^20 and mult <= 10^12 fit u128 with room.
+    let value = (u128::from(mantissa) * u128::from(mult)).div_ceil(10u128.pow(scale));
+    u64::try_from(value).map_err(|_| BadNumber::Overflow)
+}
+
+fn percent(num: &[u8]) -> Result<Threshold, BadNumber> {
     let (mantissa, scale) = decimal(num, 2)?;
     match mantissa.checked_mul(10u64.pow(2 - scale)) {
         Some(h) if h <= 10_000 => Ok(Threshold::Percent(h as u32)),
-        _ => Err(BadThreshold::Above100),
+        _ => Err(BadNumber::Above100),
     }
 }
 
 /// `12.345` -> (12345, 3). At least one digit before the point; at most `max_scale` after.
-fn decimal(b: &[u8], max_scale: u32) -> Result<(u64, u32), BadThreshold> {
+fn decimal(b: &[u8], max_scale: u32) -> Result<(u64, u32), BadNumber> {
     let (int, frac) = match memchr(b'.', b) {
         Some(i) => (&b[..i], Some(&b[i + 1..])),
         None => (b, None),
     };
     let frac = frac.unwrap_or_default();
     if int.is_empty() || (b.last() == Some(&b'.')) {
-        return Err(BadThreshold::NotANumber);
+        return Err(BadNumber::NotANumber);
     }
     if frac.len() > max_scale as usize {
-        return Err(BadThreshold::TooPrecise);
+        return Err(BadNumber::TooPrecise);
     }
     let mut m: u64 = 0;
     for &c in int.iter().chain(frac) {
         if !c.is_ascii_digit() {
-            return Err(BadThreshold::NotANumber);
+            return Err(BadNumber::NotANumber);
         }
         m = m
             .checked_mul(10)
             .and_then(|m| m.checked_add(u64::from(c - b'0')))
-            .ok_or(BadThreshold::Overflow)?;
+            .ok_or(BadNumber::Overflow)?;
     }
     Ok((m, frac.len() as u32))
+}
+
+/// Signal names as `kill -l` prints them, for the command line and the log lines; the numbers
+/// are the architecture's, through rustix.
+const SIGNALS: [(&str, Signal); 31] = [
+    ("HUP", Signal::HUP),
+    ("INT", Signal::INT),
+    ("QUIT", Signal::QUIT),
+    ("ILL", Signal::ILL),
+    ("TRAP", Signal::TRAP),
+    ("ABRT", Signal::ABORT),
+    ("BUS", Signal::BUS),
+    ("FPE", Signal::FPE),
+    ("KILL", Signal::KILL),
+    ("USR1", Signal::USR1),
+    ("SEGV", Signal::SEGV),
+    ("USR2", Signal::USR2),
+    ("PIPE", Signal::PIPE),
+    ("ALRM", Signal::ALARM),
+    ("TERM", Signal::TERM),
+    ("STKFLT", Signal::STKFLT),
+    ("CHLD", Signal::CHILD),
+    ("CONT", Signal::CONT),
+    ("STOP", Signal::STOP),
+    ("TSTP", Signal::TSTP),
+    ("TTIN", Signal::TTIN),
+    ("TTOU", Signal::TTOU),
+    ("URG", Signal::URG),
+    ("XCPU", Signal::XCPU),
+    ("XFSZ", Signal::XFSZ),
+    ("VTALRM", Signal::VTALARM),
+    ("PROF", Signal::PROF),
+    ("WINCH", Signal::WINCH),
+    ("IO", Signal::IO),
+    ("PWR", Signal::POWER),
+    ("SYS", Signal::SYS),
+];
+
+/// Parses a signal: a name with or without `SIG`, in any case (`TERM`, `SIGTERM`, `usr1`), or
+/// its number (`15`). Real-time signals have no name and are not accepted.
+pub fn parse_signal(b: &[u8]) -> Option<Signal> {
+    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+        let n = parse_u64(b).ok()?;
+        return Signal::from_named_raw(i32::try_from(n).ok()?);
+    }
+    let name = match b.get(..3) {
+        Some(sig) if sig.eq_ignore_ascii_case(b"SIG") => &b[3..],
+        _ => b,
+    };
+    SIGNALS
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .map(|&(_, s)| s)
+}
+
+/// The name of a signal without `SIG` (`TERM`), as [`parse_signal`] reads it back.
+pub fn signal_name(s: Signal) -> &'static str {
+    SIGNALS
+        .iter()
+        .find(|&&(_, t)| t == s)
+        .map_or("?", |&(n, _)| n)
 }
 
 #[cfg(test)]

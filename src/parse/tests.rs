@@ -319,9 +319,9 @@ fn strip_root_rows() {
 
 #[test]
 fn threshold_rows() {
-    use BadThreshold::*;
+    use BadNumber::*;
     use Threshold::*;
-    let rows: &[(&[u8], Result<Threshold, BadThreshold>)] = &[
+    let rows: &[(&[u8], Result<Threshold, BadNumber>)] = &[
         (b"85", Ok(Percent(85_00))),
         (b"85%", Ok(Percent(85_00))),
         (b"92.5", Ok(Percent(92_50))),
@@ -361,12 +361,76 @@ fn threshold_rows() {
         (b"1e3", Err(UnknownUnit)),
         (b"Mi", Err(NotANumber)),
     ];
+    check_rows(parse_threshold, rows);
+}
+
+/// Asserts `parse(input) == want` on every row.
+fn check_rows<T: PartialEq + core::fmt::Debug>(parse: fn(&[u8]) -> T, rows: &[(&[u8], T)]) {
     for (input, want) in rows {
-        assert_eq!(
-            parse_threshold(input),
-            *want,
-            "{:?}",
-            String::from_utf8_lossy(input)
-        );
+        let input = *input;
+        assert_eq!(parse(input), *want, "{:?}", String::from_utf8_lossy(input));
+    }
+}
+
+#[test]
+fn duration_rows() {
+    use BadNumber::*;
+    let rows: &[(&[u8], Result<u64, BadNumber>)] = &[
+        (b"100ms", Ok(100)),
+        (b"30s", Ok(30_000)),
+        (b"1.5s", Ok(1_500)),
+        (b"1m", Ok(60_000)),
+        (b"2h", Ok(7_200_000)),
+        (b"0s", Ok(0)),
+        (b"0.0001s", Ok(1)), // rounds up to a whole millisecond
+        (b"1.5ms", Ok(2)),
+        (b"0.000000001h", Ok(1)),
+        (b"0.0000000001h", Err(TooPrecise)),
+        (b"30", Err(UnknownUnit)),
+        (b"5x", Err(UnknownUnit)),
+        (b"5 s", Err(UnknownUnit)),
+        (b"5S", Err(UnknownUnit)),
+        (b"5sec", Err(UnknownUnit)),
+        (b"-5s", Err(UnknownUnit)),
+        (b"s", Err(NotANumber)),
+        (b"", Err(UnknownUnit)),
+        (b".5s", Err(NotANumber)),
+        (b"1..5s", Err(NotANumber)),
+        (b"18446744073709551615ms", Ok(u64::MAX)),
+        (b"18446744073709551616ms", Err(Overflow)),
+        (b"5124095576030432h", Err(Overflow)),
+    ];
+    check_rows(parse_duration, rows);
+}
+
+#[test]
+fn signal_rows() {
+    for (input, want) in [
+        ("TERM", Some(Signal::TERM)),
+        ("SIGTERM", Some(Signal::TERM)),
+        ("sigterm", Some(Signal::TERM)),
+        ("usr1", Some(Signal::USR1)),
+        ("SIGUSR2", Some(Signal::USR2)),
+        ("15", Some(Signal::TERM)),
+        ("9", Some(Signal::KILL)),
+        ("WINCH", Some(Signal::WINCH)),
+        ("ALRM", Some(Signal::ALARM)),
+        ("0", None),
+        ("34", None), // real-time
+        ("99999999999", None),
+        ("", None),
+        ("SIG", None),
+        ("SIGSIGTERM", None),
+        ("TERM ", None),
+        ("+15", None),
+        ("15\n", None),
+    ] {
+        assert_eq!(parse_signal(input.as_bytes()), want, "{input:?}");
+    }
+    // Every named signal prints a name that reads back.
+    for n in 1..=64 {
+        if let Some(s) = Signal::from_named_raw(n) {
+            assert_eq!(parse_signal(signal_name(s).as_bytes()), Some(s), "{n}");
+        }
     }
 }
