@@ -128,7 +128,7 @@ fn benches(c: &mut Criterion) {
         "--root",
         &format!("{FIXTURES}/k8s-v2-privileged"),
     ])) {
-        Ok(kubemem::args::Parsed::Run(a)) => a,
+        Ok(kubemem::args::Parsed::Probe(a)) => a,
         _ => unreachable!(),
     };
     let devnull = std::fs::File::create("/dev/null").unwrap();

@@ -1,6 +1,7 @@
 //! The command line. The one module that uses std and allocates: lexopt collects argv into
-//! `OsString`s, and the parsed [`Args`] own their paths. Everything after [`Args::config`]
-//! borrows from them and allocates nothing.
+//! `OsString`s, and the parsed [`Args`] own their paths (and [`RunArgs`] the command that
+//! `kubemem run` starts). Everything after [`Args::config`] borrows from them and allocates
+//! nothing.
 //!
 //! Values are parsed from their bytes with kubemem's own parsers (no `FromStr`, no boxed
 //! errors), and errors are messages assembled from static pieces.
@@ -8,13 +9,14 @@
 extern crate std;
 
 use std::ffi::{CString, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::vec::Vec;
 
 use lexopt::{Arg, Parser};
 use rustix::fd::BorrowedFd;
+use rustix::process::Signal;
 
-use crate::parse::{parse_threshold, BadNumber, Threshold};
+use crate::parse::{parse_duration, parse_signal, parse_threshold, BadNumber, Threshold};
 use crate::{Config, Format, OnError, Usage};
 
 pub const HELP: &str = "\
@@ -25,6 +27,14 @@ Reads this process's own memory cgroup (v1, v2 or hybrid), compares the working 
 effective limit, and exits non-zero before the OOM killer would strike.
 
 Usage: kubemem [OPTIONS]
+       kubemem run [OPTIONS] [RUN OPTIONS] [--] CMD [ARGS...]
+
+`kubemem run` starts CMD and stays its parent, as PID 1 or as a child subreaper:
+it reaps zombies, forwards TERM INT HUP QUIT USR1 USR2 WINCH to CMD's process
+group, and exits with CMD's status (128+N when signal N killed it). It samples
+memory every --interval: at the warning threshold it logs once (and sends
+--warning-signal), at the failure threshold it logs and sends --signal, then
+SIGKILL after --grace. A threshold fires again only after usage fell below it.
 
 Options:
   -w, --warning <THRESHOLD>    log a warning at or above this (default 75)
@@ -41,9 +51,19 @@ Options:
       --log-format <logfmt|json>
                                (default logfmt)
       --on-error <fail|pass>   exit 2 (default) or 0 when memory cannot be measured
-  -v, --verbose                log a line on every run, also when healthy
+  -v, --verbose                log a line on every run, also when healthy (run:
+                               also when usage falls back below a threshold)
   -h, --help                   print this help
   -V, --version                print the version
+
+Run options:
+      --signal <SIG>           send to CMD at the failure threshold (default TERM)
+      --warning-signal <SIG>   send to CMD at the warning threshold (default none)
+      --grace <DURATION>       SIGKILL CMD this long after --signal (default 30s)
+      --interval <DURATION>    sample memory this often (default 100ms)
+
+SIG is a name (TERM, SIGUSR1) or a number. DURATION is a number with a unit:
+100ms, 1.5s, 1m, 1h.
 
 THRESHOLD is a percent of the effective limit (85, 85%, 92.5) or an amount in
 use with a Kubernetes unit (900Mi, 1.5Gi, 512M, 2G; Ki Mi Gi Ti, k M G T).
@@ -53,6 +73,9 @@ Exit codes:
   2  memory cannot be measured (0 with --on-error pass); the error goes to stderr
   3  usage error
   4  at or above the failure threshold
+kubemem run exits with CMD's status, or before starting CMD with 2 (memory
+cannot be measured; with --on-error pass CMD runs unguarded), 3 (usage), 125
+(kubemem could not start CMD), 126 (CMD cannot be executed), 127 (not found).
 ";
 
 /// The parsed command line.
@@ -69,10 +92,28 @@ pub struct Args {
     pub verbose: bool,
 }
 
+/// `kubemem run`'s own options and the command it starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunArgs {
+    /// Sent to CMD at the failure threshold.
+    pub signal: Signal,
+    /// Sent to CMD at the warning threshold.
+    pub warning_signal: Option<Signal>,
+    /// How long CMD has to exit after `signal` before SIGKILL, in milliseconds.
+    pub grace_ms: u64,
+    /// Time between samples, in milliseconds; never 0.
+    pub interval_ms: u64,
+    /// CMD and its arguments; never empty.
+    pub command: Vec<CString>,
+}
+
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed {
-    Run(Args),
+    /// One probe run.
+    Probe(Args),
+    /// `kubemem run`: supervise a command.
+    Run(Args, RunArgs),
     Help,
     Version,
 }
@@ -119,13 +160,16 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         on_error: OnError::Fail,
         verbose: false,
     };
+    let mut run: Option<RunArgs> = None;
+    let mut first = true;
     while let Some(arg) = p.next().map_err(lexopt_error)? {
+        let is_first = core::mem::take(&mut first);
         match arg {
             Arg::Short('w') | Arg::Long("warning") => {
-                args.warning = threshold("--warning", value(&mut p)?)?
+                args.warning = number("--warning", value(&mut p)?, parse_threshold, &THRESHOLD)?
             }
             Arg::Short('f') | Arg::Long("failure") => {
-                args.failure = threshold("--failure", value(&mut p)?)?
+                args.failure = number("--failure", value(&mut p)?, parse_threshold, &THRESHOLD)?
             }
             Arg::Short('l') | Arg::Long("logfile") => {
                 let v = path("--logfile", value(&mut p)?)?;
@@ -165,6 +209,44 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                     &[(b"fail", OnError::Fail), (b"pass", OnError::Pass)],
                 )?
             }
+            Arg::Long("signal") => {
+                run_only(&mut run, "--signal")?.signal = signal("--signal", value(&mut p)?)?
+            }
+            Arg::Long("warning-signal") => {
+                let sig = signal("--warning-signal", value(&mut p)?)?;
+                run_only(&mut run, "--warning-signal")?.warning_signal = Some(sig)
+            }
+            Arg::Long("grace") => {
+                let ms = number("--grace", value(&mut p)?, parse_duration, &DURATION)?;
+                run_only(&mut run, "--grace")?.grace_ms = ms
+            }
+            Arg::Long("interval") => {
+                let ms = number("--interval", value(&mut p)?, parse_duration, &DURATION)?;
+                run_only(&mut run, "--interval")?.interval_ms = match ms {
+                    0 => return Err(UsageError::new(&[b"--interval: must be above 0"])),
+                    ms => ms,
+                }
+            }
+            Arg::Value(v) if is_first && v == "run" => {
+                run = Some(RunArgs {
+                    signal: Signal::TERM,
+                    warning_signal: None,
+                    grace_ms: 30_000,
+                    interval_ms: 100,
+                    command: Vec::new(),
+                })
+            }
+            // The command: it and everything after it are CMD's, options included.
+            Arg::Value(v) if run.is_some() => {
+                let rest = p.raw_args().map_err(lexopt_error)?;
+                let command = core::iter::once(v).chain(rest).map(|a| {
+                    CString::new(a.into_vec())
+                        .map_err(|_| UsageError::new(&[b"run: NUL in an argument of CMD"]))
+                });
+                if let Some(r) = &mut run {
+                    r.command = command.collect::<Result<_, _>>()?;
+                }
+            }
             Arg::Short('v') | Arg::Long("verbose") => args.verbose = true,
             Arg::Short('h') | Arg::Long("help") => return Ok(Parsed::Help),
             Arg::Short('V') | Arg::Long("version") => return Ok(Parsed::Version),
@@ -190,7 +272,15 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
     match (args.warning, args.failure) {
         (Threshold::Percent(w), Threshold::Percent(f)) if w > f => {}
         (Threshold::Bytes(w), Threshold::Bytes(f)) if w > f => {}
-        _ => return Ok(Parsed::Run(args)),
+        _ => {
+            return match run {
+                None => Ok(Parsed::Probe(args)),
+                Some(r) if r.command.is_empty() => Err(UsageError::new(&[
+                    b"run: no command (kubemem run [OPTIONS] -- CMD [ARGS...])",
+                ])),
+                Some(r) => Ok(Parsed::Run(args, r)),
+            }
+        }
     }
     let (mut w, mut f) = ([0u8; 32], [0u8; 32]);
     Err(UsageError::new(&[
@@ -201,23 +291,72 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
     ]))
 }
 
+/// `kubemem run`'s options, or an error naming `flag` when the subcommand is not `run`.
+fn run_only<'r>(run: &'r mut Option<RunArgs>, flag: &str) -> Result<&'r mut RunArgs, UsageError> {
+    run.as_mut()
+        .ok_or_else(|| UsageError::new(&[flag.as_bytes(), b" is an option of kubemem run"]))
+}
+
 fn value(p: &mut Parser) -> Result<OsString, UsageError> {
     p.value().map_err(lexopt_error)
 }
 
-fn threshold(flag: &str, v: OsString) -> Result<Threshold, UsageError> {
-    parse_threshold(v.as_bytes()).map_err(|e| {
+/// A kind of number with a unit, as usage errors name it.
+struct Kind {
+    what: &'static [u8],
+    units: &'static [u8],
+    expected: &'static [u8],
+}
+
+const THRESHOLD: Kind = Kind {
+    what: b"threshold",
+    units: b"Ki Mi Gi Ti or k M G T",
+    expected: b"a percent like 85 or 92.5%, or a quantity like 900Mi",
+};
+
+/// Durations parse to milliseconds.
+const DURATION: Kind = Kind {
+    what: b"duration",
+    units: b"ms s m h",
+    expected: b"a duration like 100ms, 1.5s or 1m",
+};
+
+/// `v` through `parse`; an error reads `--warning: invalid threshold 'abc': unknown unit
+/// (use ...) (expected ...)`.
+fn number<T>(
+    flag: &str,
+    v: OsString,
+    parse: fn(&[u8]) -> Result<T, BadNumber>,
+    kind: &Kind,
+) -> Result<T, UsageError> {
+    parse(v.as_bytes()).map_err(|e| {
+        let use_units: [&[u8]; 3] = match e {
+            BadNumber::UnknownUnit => [b" (use ", kind.units, b")"],
+            _ => [b""; 3],
+        };
         UsageError::new(&[
             flag.as_bytes(),
-            b": invalid threshold '",
+            b": invalid ",
+            kind.what,
+            b" '",
             v.as_bytes(),
             b"': ",
             e.reason().as_bytes(),
-            match e {
-                BadNumber::UnknownUnit => b" (use Ki Mi Gi Ti or k M G T)",
-                _ => b"".as_slice(),
-            },
-            b" (expected a percent like 85 or 92.5%, or a quantity like 900Mi)",
+            &use_units.concat(),
+            b" (expected ",
+            kind.expected,
+            b")",
+        ])
+    })
+}
+
+fn signal(flag: &str, v: OsString) -> Result<Signal, UsageError> {
+    parse_signal(v.as_bytes()).ok_or_else(|| {
+        UsageError::new(&[
+            flag.as_bytes(),
+            b": unknown signal '",
+            v.as_bytes(),
+            b"' (expected a name like TERM, SIGUSR1 or a number)",
         ])
     })
 }
@@ -274,9 +413,20 @@ mod tests {
 
     fn run_args(args: &[&str]) -> Args {
         match parse_args(args) {
-            Ok(Parsed::Run(a)) => a,
+            Ok(Parsed::Probe(a)) => a,
             other => panic!("{args:?}: {other:?}"),
         }
+    }
+
+    fn supervised(args: &[&str]) -> (Args, RunArgs) {
+        match parse_args(args) {
+            Ok(Parsed::Run(a, r)) => (a, r),
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn command(r: &RunArgs) -> Vec<&str> {
+        r.command.iter().map(|c| c.to_str().unwrap()).collect()
     }
 
     fn err(args: &[&str]) -> String {
@@ -406,5 +556,125 @@ mod tests {
         );
         // Equal thresholds are fine (the warning is then never seen).
         run_args(&["-w", "90", "-f", "90"]);
+    }
+
+    #[test]
+    fn run_defaults_and_the_command() {
+        let (a, r) = supervised(&["run", "--", "sleep", "10"]);
+        assert_eq!(a, run_args(&[]));
+        assert_eq!(
+            (r.signal, r.warning_signal, r.grace_ms, r.interval_ms),
+            (Signal::TERM, None, 30_000, 100)
+        );
+        assert_eq!(command(&r), ["sleep", "10"]);
+        // Without `--` the first value starts the command; what follows is CMD's.
+        let (_, r) = supervised(&["run", "-w", "80", "app", "--help", "-w", "--", "x"]);
+        assert_eq!(command(&r), ["app", "--help", "-w", "--", "x"]);
+        let (_, r) = supervised(&["run", "--", "--interval", "0"]);
+        assert_eq!(command(&r), ["--interval", "0"]);
+    }
+
+    #[test]
+    fn run_takes_the_probe_options_and_its_own() {
+        let (a, r) = supervised(&[
+            "run",
+            "--warning",
+            "85",
+            "--failure=95",
+            "--logfile",
+            "/proc/1/fd/1",
+            "--signal",
+            "SIGINT",
+            "--warning-signal",
+            "usr1",
+            "--grace",
+            "1.5s",
+            "--interval=20ms",
+            "--root",
+            "/host",
+            "--",
+            "app",
+        ]);
+        assert_eq!(
+            (a.warning, a.failure, a.root.as_slice()),
+            (
+                Threshold::Percent(85_00),
+                Threshold::Percent(95_00),
+                &b"/host"[..]
+            )
+        );
+        assert_eq!(
+            (r.signal, r.warning_signal, r.grace_ms, r.interval_ms),
+            (Signal::INT, Some(Signal::USR1), 1_500, 20)
+        );
+        assert_eq!(
+            supervised(&["run", "--signal", "9", "x"]).1.signal,
+            Signal::KILL
+        );
+        assert_eq!(supervised(&["run", "--grace", "0s", "x"]).1.grace_ms, 0);
+    }
+
+    #[test]
+    fn run_usage_errors_say_what_is_wrong() {
+        let no_command = "run: no command (kubemem run [OPTIONS] -- CMD [ARGS...])";
+        let bad_duration = |v: &str| {
+            format!(
+                "invalid duration '{v}': unknown unit (use ms s m h) \
+                 (expected a duration like 100ms, 1.5s or 1m)"
+            )
+        };
+        let rows: &[(&[&str], String)] = &[
+            (&["run"], no_command.into()),
+            (&["run", "--"], no_command.into()),
+            (&["run", "-w", "80"], no_command.into()),
+            (
+                &["run", "--interval", "0s", "x"],
+                "--interval: must be above 0".into(),
+            ),
+            (
+                &["run", "--interval", "5x", "x"],
+                format!("--interval: {}", bad_duration("5x")),
+            ),
+            (
+                &["run", "--grace", "30", "x"],
+                format!("--grace: {}", bad_duration("30")),
+            ),
+            (
+                &["run", "--grace", "1..5s", "x"],
+                "--grace: invalid duration '1..5s': not a number \
+                 (expected a duration like 100ms, 1.5s or 1m)"
+                    .into(),
+            ),
+            (
+                &["run", "--signal", "BOGUS", "x"],
+                "--signal: unknown signal 'BOGUS' \
+                 (expected a name like TERM, SIGUSR1 or a number)"
+                    .into(),
+            ),
+            (
+                &["run", "--warning-signal", "0", "x"],
+                "--warning-signal: unknown signal '0' \
+                 (expected a name like TERM, SIGUSR1 or a number)"
+                    .into(),
+            ),
+            (&["run", "--signal"], "--signal: missing value".into()),
+            (
+                &["run", "-w", "95", "-f", "90", "x"],
+                "--warning 95% is above --failure 90%".into(),
+            ),
+            // Run's options belong to run, and run comes first.
+            (
+                &["--signal", "TERM"],
+                "--signal is an option of kubemem run".into(),
+            ),
+            (
+                &["--interval", "1s"],
+                "--interval is an option of kubemem run".into(),
+            ),
+            (&["-v", "run", "x"], "unexpected argument 'run'".into()),
+        ];
+        for (args, want) in rows {
+            assert_eq!(err(args), *want, "{args:?}");
+        }
     }
 }

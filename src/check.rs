@@ -191,24 +191,46 @@ pub fn threshold(data: &[u8]) {
 }
 
 /// NUL-separated argv: parsing never panics, and a parsed command line's thresholds print
-/// and read back the same.
+/// and read back the same. For `kubemem run`: the interval is above 0, the command is the
+/// first value with everything after it, and the signals print names that read back.
 pub fn args(data: &[u8]) {
+    use crate::args::Parsed;
     use std::os::unix::ffi::OsStrExt;
     let argv = data
         .split(|&c| c == 0)
         .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string());
-    if let Ok(crate::args::Parsed::Run(a)) = crate::args::parse(lexopt::Parser::from_args(argv)) {
-        for t in [a.warning, a.failure] {
-            if let Threshold::Percent(_) = t {
-                let mut buf = [0u8; 32];
+    let a = match crate::args::parse(lexopt::Parser::from_args(argv)) {
+        Ok(Parsed::Probe(a)) => a,
+        Ok(Parsed::Run(a, run)) => {
+            assert!(run.interval_ms > 0, "accepted a zero interval");
+            let args: Vec<&[u8]> = data.split(|&c| c == 0).collect();
+            let command: Vec<&[u8]> = run.command.iter().map(|c| c.to_bytes()).collect();
+            assert_eq!(args[0], b"run", "run without the subcommand");
+            assert!(!command.is_empty(), "accepted run without a command");
+            assert!(
+                args.ends_with(&command),
+                "the command is not the arguments' tail"
+            );
+            for s in core::iter::once(run.signal).chain(run.warning_signal) {
                 assert_eq!(
-                    parse::parse_threshold(crate::report::threshold_text(t, &mut buf)),
-                    Ok(t)
+                    parse::parse_signal(parse::signal_name(s).as_bytes()),
+                    Some(s)
                 );
             }
+            a
         }
-        if let (Threshold::Percent(w), Threshold::Percent(f)) = (a.warning, a.failure) {
-            assert!(w <= f, "accepted warning above failure");
+        _ => return,
+    };
+    for t in [a.warning, a.failure] {
+        if let Threshold::Percent(_) = t {
+            let mut buf = [0u8; 32];
+            assert_eq!(
+                parse::parse_threshold(crate::report::threshold_text(t, &mut buf)),
+                Ok(t)
+            );
         }
+    }
+    if let (Threshold::Percent(w), Threshold::Percent(f)) = (a.warning, a.failure) {
+        assert!(w <= f, "accepted warning above failure");
     }
 }

@@ -21,7 +21,8 @@ use rustix::stdio::{stderr, stdout};
 #[no_mangle]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let exit = match args::parse(lexopt::Parser::from_env()) {
-        Ok(Parsed::Run(args)) => kubemem::run(&args.config(stdout(), stderr())),
+        Ok(Parsed::Probe(args)) => kubemem::run(&args.config(stdout(), stderr())),
+        Ok(Parsed::Run(..)) => print(stderr(), b"kubemem: run is not built yet\n", Exit::Usage),
         Ok(Parsed::Help) => print(stdout(), args::HELP.as_bytes(), Exit::Ok),
         Ok(Parsed::Version) => print(
             stdout(),

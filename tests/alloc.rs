@@ -51,7 +51,7 @@ fn counted<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// Parses `argv`, then runs the probe with the allocator armed; returns the exit code and
 /// the number of allocations `run` made.
 fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
-    let Ok(Parsed::Run(args)) = parse(lexopt::Parser::from_args(argv.iter().copied())) else {
+    let Ok(Parsed::Probe(args)) = parse(lexopt::Parser::from_args(argv.iter().copied())) else {
         panic!("bad test arguments {argv:?}");
     };
     let sink = fs::OpenOptions::new()

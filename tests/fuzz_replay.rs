@@ -92,6 +92,10 @@ fn threshold_and_argv_seeds() {
         "--root\0/\0--cgroup\0/x",
         "-h",
         "--bogus",
+        "run\0--warning-signal\0USR1\0--grace\x001.5s\0--interval\x0020ms\0--\0sh\0-c\0exit 3",
+        "run\0--signal\x009\0app\0--signal\0x",
+        "run\0--interval\x000s\0x",
+        "run\0--",
     ] {
         check::args(argv.as_bytes());
     }
