@@ -9,7 +9,9 @@
 # Environment:
 #   KUBEMEM_TARGET    Rust target triple; default: this machine's architecture with musl when
 #                     that target is installed, else glibc (linked statically either way).
-#   KUBEMEM_MAX_SIZE  size ceiling in bytes (default below; set from measurements in README).
+#   KUBEMEM_MAX_SIZE  size ceiling in bytes (default below; set from measurements in README:
+#                     1,000,000 for the probe alone, raised with kubemem run, which added
+#                     35 KB, about 5 KB of them glibc's fork and execvp).
 set -Eeuo pipefail
 cd "$(dirname "$0")"
 
@@ -43,7 +45,7 @@ if readelf -lW "$out" | grep -q 'program interpreter' || readelf -dW "$out" | gr
 fi
 
 size=$(stat -c %s "$out")
-max=${KUBEMEM_MAX_SIZE:-1000000}
+max=${KUBEMEM_MAX_SIZE:-1040000}
 echo "$out: $size bytes, static, $target (ceiling $max)"
 if [ "$size" -gt "$max" ]; then
     echo "build.sh: $out is $size bytes, above the ceiling of $max" >&2

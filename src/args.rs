@@ -8,8 +8,9 @@
 
 extern crate std;
 
-use std::ffi::{CString, OsString};
+use std::ffi::{c_char, CString, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::vec;
 use std::vec::Vec;
 
 use lexopt::{Arg, Parser};
@@ -17,6 +18,8 @@ use rustix::fd::BorrowedFd;
 use rustix::process::Signal;
 
 use crate::parse::{parse_duration, parse_signal, parse_threshold, BadNumber, Threshold};
+use crate::supervise::Options;
+use crate::sys::Argv;
 use crate::{Config, Format, OnError, Usage};
 
 pub const HELP: &str = "\
@@ -105,6 +108,23 @@ pub struct RunArgs {
     pub interval_ms: u64,
     /// CMD and its arguments; never empty.
     pub command: Vec<CString>,
+    /// Room for the pointers `execvp` takes, filled by [`RunArgs::options`].
+    argv: Vec<*const c_char>,
+}
+
+impl RunArgs {
+    /// The supervisor's options, borrowing from `self`. Allocates the pointer array of
+    /// CMD's arguments: the last allocation, before the spawn.
+    pub fn options(&mut self) -> Options<'_> {
+        self.argv = vec![core::ptr::null(); self.command.len() + 1];
+        Options {
+            signal: self.signal,
+            warning_signal: self.warning_signal,
+            grace_ms: self.grace_ms,
+            interval_ms: self.interval_ms,
+            argv: Argv::new(&self.command, &mut self.argv),
+        }
+    }
 }
 
 /// What the command line asks for.
@@ -234,6 +254,7 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                     grace_ms: 30_000,
                     interval_ms: 100,
                     command: Vec::new(),
+                    argv: Vec::new(),
                 })
             }
             // The command: it and everything after it are CMD's, options included.

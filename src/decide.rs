@@ -33,6 +33,18 @@ impl Threshold {
     }
 }
 
+impl Threshold {
+    /// The fewest bytes in use that reach this threshold of `limit`: `reached(used, limit)`
+    /// is `used >= bytes(limit)`.
+    pub fn bytes(self, limit: u64) -> u64 {
+        match self {
+            // At most `limit`: hundredths never exceed 10,000.
+            Threshold::Percent(h) => (u128::from(limit) * u128::from(h)).div_ceil(10_000) as u64,
+            Threshold::Bytes(b) => b,
+        }
+    }
+}
+
 /// The level for `used` against `limit`.
 pub fn decide(used: u64, limit: u64, warning: Threshold, failure: Threshold) -> Level {
     if failure.reached(used, limit) {
@@ -90,6 +102,23 @@ mod tests {
         assert_eq!(decide(10, 100, w, Bytes(10)), Level::Failure);
         // A zero limit is always full.
         assert_eq!(decide(0, 0, w, f), Level::Failure);
+    }
+
+    #[test]
+    fn bytes_is_where_reached_starts() {
+        for limit in [0, 1, 7, 1000, 1 << 30, (1 << 63) + 12345, u64::MAX] {
+            for t in [
+                Percent(0),
+                Percent(1),
+                Percent(92_50),
+                Percent(10_000),
+                Bytes(5),
+            ] {
+                let b = t.bytes(limit);
+                assert!(t.reached(b, limit), "{t:?} {limit}");
+                assert!(b == 0 || !t.reached(b - 1, limit), "{t:?} {limit}");
+            }
+        }
     }
 
     #[test]

@@ -21,6 +21,14 @@ pub enum Exit {
     Usage = 3,
     /// At or above the failure threshold.
     Failure = 4,
+    /// `kubemem run` could not start CMD (no signalfd, no fork): nothing ran. As `env`
+    /// and `timeout` say it.
+    CannotStart = 125,
+    /// `kubemem run`: CMD exists but cannot be executed (permission, not an executable), as
+    /// shells say it.
+    CannotExecute = 126,
+    /// `kubemem run`: CMD was not found.
+    NotFound = 127,
 }
 
 /// A file kubemem reads. Names are what is rendered in error messages.

@@ -28,7 +28,9 @@ pub mod parse;
 pub mod path;
 pub mod read;
 pub mod report;
+pub mod supervise;
 pub mod sys;
+pub mod wakeup;
 
 use core::ffi::CStr;
 

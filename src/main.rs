@@ -1,4 +1,5 @@
-//! The kubemem binary: parse the command line, run, exit. Nothing else happens here.
+//! The kubemem binary: parse the command line, run the probe or the supervisor, exit.
+//! Nothing else happens here.
 //!
 //! `#![no_main]`: kubemem starts at the C `main` that glibc's start-up code calls, skipping
 //! Rust std's runtime set-up (`lang_start`), which costs 19 system calls and about 25 µs
@@ -22,7 +23,10 @@ use rustix::stdio::{stderr, stdout};
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let exit = match args::parse(lexopt::Parser::from_env()) {
         Ok(Parsed::Probe(args)) => kubemem::run(&args.config(stdout(), stderr())),
-        Ok(Parsed::Run(..)) => print(stderr(), b"kubemem: run is not built yet\n", Exit::Usage),
+        Ok(Parsed::Run(args, mut run)) => {
+            let cfg = args.config(stdout(), stderr());
+            return kubemem::supervise::run(&cfg, &run.options()).into();
+        }
         Ok(Parsed::Help) => print(stdout(), args::HELP.as_bytes(), Exit::Ok),
         Ok(Parsed::Version) => print(
             stdout(),

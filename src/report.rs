@@ -10,12 +10,13 @@ use core::ffi::CStr;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
 
 use crate::decide::{per_mille, Level};
 use crate::error::{errno_name, Error, Fault};
 use crate::locate::Location;
 use crate::measure::Sample;
-use crate::parse::Threshold;
+use crate::parse::{signal_name, Threshold};
 use crate::path::{self, CPath};
 use crate::{Config, Format};
 
@@ -226,6 +227,18 @@ pub fn threshold_text(t: Threshold, buf: &mut [u8; 32]) -> &[u8] {
 
 /// The verdict line for one sample.
 pub fn verdict(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level) -> Line {
+    verdict_with(cfg, loc, s, level, |_| {})
+}
+
+/// The verdict line with more keys, added by `more` just before `path` (the one value that
+/// is cut to fit, so it comes last).
+fn verdict_with(
+    cfg: &Config<'_>,
+    loc: &Location,
+    s: &Sample,
+    level: Level,
+    more: impl FnOnce(&mut Line),
+) -> Line {
     let mut line = Line::new(cfg.format);
     line.word("level", level.name().as_bytes());
     line.num("used", s.used.into());
@@ -236,7 +249,106 @@ pub fn verdict(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level) -> Li
     line.word("usage", cfg.usage.name().as_bytes());
     line.word("cgroup", loc.version.name().as_bytes());
     line.word("limit_source", s.source.name().as_bytes());
+    more(&mut line);
     line.path("path", &loc.dir.as_bytes()[..s.at]);
+    line.finish();
+    line
+}
+
+/// What `kubemem run` did about a sample: the `action` key of its lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Logged only (a warning without `--warning-signal`).
+    Log,
+    /// Sent this signal to CMD.
+    Signal(Signal),
+    /// SIGKILL, the grace period after `--signal`.
+    Kill,
+    /// Usage fell back below a threshold that had fired, which may now fire again.
+    Rearm,
+}
+
+impl Action {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Action::Log => "log",
+            Action::Signal(_) => "signal",
+            Action::Kill => "kill",
+            Action::Rearm => "rearm",
+        }
+    }
+
+    /// The signal sent, if any.
+    pub const fn signal(self) -> Option<Signal> {
+        match self {
+            Action::Signal(s) => Some(s),
+            Action::Kill => Some(Signal::KILL),
+            Action::Log | Action::Rearm => None,
+        }
+    }
+}
+
+/// A line of `kubemem run` about a sample: the verdict's keys, then `action` and, when CMD
+/// was signalled, `signal` and `pid` (CMD's; its process group got it when CMD leads one).
+pub fn action(
+    cfg: &Config<'_>,
+    loc: &Location,
+    s: &Sample,
+    level: Level,
+    action: Action,
+    pid: Pid,
+) -> Line {
+    verdict_with(cfg, loc, s, level, |line| {
+        line.word("action", action.name().as_bytes());
+        if let Some(sig) = action.signal() {
+            target(line, sig, pid);
+        }
+    })
+}
+
+fn target(line: &mut Line, sig: Signal, pid: Pid) {
+    line.word("signal", signal_name(sig).as_bytes());
+    line.num("pid", pid.as_raw_nonzero().get() as u128);
+}
+
+/// `kubemem run` started CMD: `level=info action=start pid=<CMD> wakeup=<what else than
+/// the interval wakes the sampler>`.
+pub fn started(cfg: &Config<'_>, pid: Pid, wakeup: &str) -> Line {
+    let mut line = Line::new(cfg.format);
+    line.word("level", b"info");
+    line.word("action", b"start");
+    line.num("pid", pid.as_raw_nonzero().get() as u128);
+    line.word("wakeup", wakeup.as_bytes());
+    line.finish();
+    line
+}
+
+/// An error of `kubemem run` that is not about a file: `level=error action=<what>`, the
+/// signal and pid when sending one failed, and the reason.
+pub fn run_error(
+    cfg: &Config<'_>,
+    action: &str,
+    sent: Option<(Signal, Pid)>,
+    errno: Errno,
+) -> Line {
+    let mut line = Line::new(cfg.format);
+    line.word("level", b"error");
+    line.word("action", action.as_bytes());
+    if let Some((sig, pid)) = sent {
+        target(&mut line, sig, pid);
+    }
+    errno_value(&mut line, b"", errno);
+    line.finish();
+    line
+}
+
+/// CMD could not be executed (written by the child before it exits 126 or 127):
+/// `level=error command=<CMD> error="cannot execute: <reason>"`.
+pub fn exec_error(cfg: &Config<'_>, command: &[u8], errno: Errno) -> Line {
+    let mut line = Line::new(cfg.format);
+    line.word("level", b"error");
+    line.path("command", command);
+    errno_value(&mut line, b"cannot execute: ", errno);
     line.finish();
     line
 }
@@ -281,6 +393,14 @@ fn reason(line: &mut Line, e: Error) {
             line.push(b"not a memory cgroup (no memory.current, no memory.usage_in_bytes)")
         }
     }
+    line.push(b"\"");
+}
+
+/// `error="<what><reason>"`.
+fn errno_value(line: &mut Line, what: &[u8], errno: Errno) {
+    line.key("error");
+    line.push(b"\"");
+    errno_reason(line, what, errno);
     line.push(b"\"");
 }
 
@@ -332,10 +452,7 @@ pub fn emit(cfg: &Config<'_>, line: &Line, level: Level) {
             let mut err = Line::new(cfg.format);
             err.word("level", b"error");
             err.path("file", path.to_bytes());
-            err.key("error");
-            err.push(b"\"");
-            errno_reason(&mut err, what, errno);
-            err.push(b"\"");
+            errno_value(&mut err, what, errno);
             err.finish();
             let _ = write_all(cfg.err, err.as_bytes());
             fd

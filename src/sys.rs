@@ -1,21 +1,18 @@
-//! The only unsafe code in kubemem: calls into the C library for what rustix leaves to it,
-//! and a stack buffer that is not zeroed before use.
+//! The only unsafe code in kubemem: calls into the C library for what rustix leaves to it
+//! in a program that links one (signal dispositions, the signal mask, signalfd, fork and
+//! execvp), and a stack buffer that is not zeroed before use.
+//!
+//! kubemem is single-threaded (it starts at the C `main` and spawns no thread), which the
+//! signal mask and fork below rely on.
 #![allow(unsafe_code)]
 
-use core::ffi::c_int;
+use core::ffi::{c_char, c_int, CStr};
 use core::mem::MaybeUninit;
+use core::ptr;
 
-use rustix::fd::BorrowedFd;
+use rustix::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use rustix::io::Errno;
-
-const SIGPIPE: c_int = 13;
-/// glibc's `SIG_IGN` is `((__sighandler_t) 1)`.
-const SIG_IGN: usize = 1;
-
-extern "C" {
-    /// glibc's `signal(3)`; the handler is pointer-sized, passed here as `usize`.
-    fn signal(signum: c_int, handler: usize) -> usize;
-}
+use rustix::process::{Pid, Signal};
 
 /// Ignores SIGPIPE, so that writing to a closed pipe (a logfile at `/proc/1/fd/1` whose
 /// reader is gone) returns EPIPE instead of killing the probe, which would turn a logging
@@ -24,11 +21,163 @@ extern "C" {
 /// kubemem starts at the C `main` (see `main.rs`).
 pub fn ignore_sigpipe() {
     // SAFETY: `signal` with SIG_IGN installs no handler code; it only changes the disposition
-    // of SIGPIPE for this process, which nothing else in kubemem relies on. SIGPIPE (13) and
-    // SIG_IGN (1) are the values of glibc and musl on every Linux architecture.
+    // of SIGPIPE for this process, which nothing else in kubemem relies on.
     unsafe {
-        signal(SIGPIPE, SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
+}
+
+/// Restores the default disposition of `sig`: in the supervisor for SIGCHLD (inherited as
+/// ignored, children would be reaped by the kernel and CMD's status lost), in CMD before
+/// exec for SIGPIPE (which the supervisor ignores).
+pub fn default_disposition(sig: Signal) {
+    // SAFETY: SIG_DFL installs no handler code; it only changes the disposition of `sig`.
+    unsafe {
+        libc::signal(sig.as_raw(), libc::SIG_DFL);
+    }
+}
+
+fn errno() -> Errno {
+    // SAFETY: `__errno_location` returns this thread's errno, valid to read at any time.
+    Errno::from_raw_os_error(unsafe { *libc::__errno_location() })
+}
+
+/// A signal set holding `signals`.
+fn sigset(signals: &[Signal]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: `sigemptyset` initialises the whole set; `sigaddset` only fails for an invalid
+    // number, and a rustix `Signal` is a valid one.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for s in signals {
+            libc::sigaddset(set.as_mut_ptr(), s.as_raw());
+        }
+        set.assume_init()
+    }
+}
+
+/// Blocks `signals` and returns a signalfd that receives them (non-blocking, close-on-exec):
+/// the supervisor waits for signals and for its next sample in one `poll`, and no handler
+/// ever runs (tini's and catatonit's way). Blocked signals are also delivered to PID 1,
+/// which the kernel otherwise spares from every signal it has no handler for.
+pub fn signalfd(signals: &[Signal]) -> Result<OwnedFd, Errno> {
+    let set = sigset(signals);
+    // SAFETY: `set` is initialised; the old mask is not asked for (null). Single-threaded,
+    // so the process's mask is this thread's.
+    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, ptr::null_mut()) } != 0 {
+        return Err(errno());
+    }
+    // SAFETY: -1 asks for a new descriptor; `set` is initialised.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The size of the kernel's `struct signalfd_siginfo`, one per signal read.
+const SIGINFO: usize = 128;
+
+/// Reads every signal waiting in a non-blocking signalfd and calls `each` with its number.
+pub fn read_signals(fd: BorrowedFd<'_>, mut each: impl FnMut(c_int)) -> Result<(), Errno> {
+    // Sixteen at a time: at most one of each forwarded signal and SIGCHLD is pending.
+    let mut buf = Buf::<{ 16 * SIGINFO }>::new();
+    loop {
+        buf.clear();
+        match buf.read_from(fd, None) {
+            Err(Errno::AGAIN) | Ok(0) => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        for info in buf.as_bytes().chunks_exact(SIGINFO) {
+            // `ssi_signo`, a u32, comes first.
+            each(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as c_int);
+        }
+    }
+}
+
+/// A command line for `execvp`: pointers to NUL-terminated strings, then a null pointer.
+pub struct Argv<'a> {
+    /// Invariant: ends with the only null pointer; every other one points into a `CStr`
+    /// borrowed for `'a`.
+    ptrs: &'a [*const c_char],
+    /// `argv[0]`, for error messages (empty without one).
+    program: &'a [u8],
+}
+
+impl<'a> Argv<'a> {
+    /// Points `ptrs` at `args` and closes it with a null. `ptrs` needs one more slot than
+    /// `args`; arguments that do not fit are left out.
+    pub fn new<S: AsRef<CStr>>(args: &'a [S], ptrs: &'a mut [*const c_char]) -> Argv<'a> {
+        let n = args.len().min(ptrs.len().saturating_sub(1));
+        for (p, a) in ptrs.iter_mut().zip(&args[..n]) {
+            *p = a.as_ref().as_ptr();
+        }
+        let program = args[..n]
+            .first()
+            .map_or(&b""[..], |a| a.as_ref().to_bytes());
+        match ptrs.get_mut(n) {
+            Some(end) => {
+                *end = ptr::null();
+                Argv {
+                    ptrs: &ptrs[..=n],
+                    program,
+                }
+            }
+            None => Argv { ptrs: &[], program },
+        }
+    }
+
+    /// The program: `argv[0]`.
+    pub fn program(&self) -> &'a [u8] {
+        self.program
+    }
+}
+
+/// Starts `argv` as a child, as a shell starts a job: the child leads a new process group
+/// (so that signals can reach CMD's own children too), takes the terminal's foreground
+/// when standard input is one (as tini does), gets an empty signal mask and a default
+/// SIGPIPE, and runs `argv[0]` found through PATH. If that fails, the child calls
+/// `exec_failed` with the reason and exits with the code it returns.
+pub fn spawn(argv: &Argv<'_>, exec_failed: impl FnOnce(Errno) -> u8) -> Result<Pid, Errno> {
+    if argv.ptrs.len() < 2 {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: kubemem is single-threaded, so the child is a consistent copy; it only makes
+    // system calls and fills stack buffers before it execs or `_exit`s.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        0 => exec(argv, exec_failed),
+        -1 => Err(errno()),
+        pid => {
+            let pid = Pid::from_raw(pid).ok_or(Errno::INVAL)?;
+            // Also here, so that no signal can be sent to the group before it exists; the
+            // child may have exec'd already (EACCES), which is fine.
+            let _ = rustix::process::setpgid(Some(pid), Some(pid));
+            Ok(pid)
+        }
+    }
+}
+
+/// The child's side of [`spawn`].
+fn exec(argv: &Argv<'_>, exec_failed: impl FnOnce(Errno) -> u8) -> ! {
+    let _ = rustix::process::setpgid(None, None);
+    let stdin = rustix::stdio::stdin();
+    if rustix::termios::isatty(stdin) {
+        // SIGTTOU is still blocked (inherited), so a background group may take the terminal.
+        let _ = rustix::termios::tcsetpgrp(stdin, rustix::process::getpid());
+    }
+    default_disposition(Signal::PIPE);
+    let empty = sigset(&[]);
+    // SAFETY: `empty` is initialised; the child is single-threaded.
+    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut()) };
+    // SAFETY: `argv.ptrs` is null-terminated and each other pointer is a live C string
+    // (the invariant of `Argv`); `execvp` returns only on failure.
+    unsafe { libc::execvp(argv.ptrs[0], argv.ptrs.as_ptr()) };
+    let code = exec_failed(errno());
+    // SAFETY: `_exit` ends the child at once, without the parent's atexit handlers.
+    unsafe { libc::_exit(code.into()) }
 }
 
 /// A fixed-capacity byte buffer whose unused tail stays uninitialised.

@@ -1,0 +1,448 @@
+//! `kubemem run`: start CMD, stay its parent, and act on its memory before the OOM killer.
+//!
+//! [`run`] reads like tini's `main`: block the signals, open the sampler and the kernel
+//! wake-up, become a subreaper, spawn CMD, then one loop. The loop waits in a single `poll`
+//! for a signal (read from a signalfd: no handler ever runs), a kernel wake-up or the time of
+//! the next sample, whichever comes first; it forwards signals, reaps zombies, samples and
+//! acts on the thresholds, and returns CMD's status once CMD has exited.
+//!
+//! Before the spawn kubemem may fail and exit: nothing runs yet. After it, kubemem never
+//! exits on an error of its own (catatonit's rule: a PID 1 that exits takes the container
+//! with it); it logs the error, once per kind, and keeps supervising.
+//!
+//! Nothing in the loop allocates: samples are read into stack buffers and lines are built
+//! by `report`.
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
+
+use crate::decide::{decide, Level};
+use crate::error::{Error, Exit};
+use crate::locate::{self, Location};
+use crate::measure::{Sample, Sampler};
+use crate::report::{self, Action};
+use crate::sys::{self, Argv};
+use crate::wakeup::Wakeup;
+use crate::{Config, OnError};
+
+/// What `kubemem run` needs besides the probe's [`Config`].
+pub struct Options<'a> {
+    /// Sent to CMD at the failure threshold.
+    pub signal: Signal,
+    /// Sent to CMD at the warning threshold.
+    pub warning_signal: Option<Signal>,
+    /// From `signal` to SIGKILL, in milliseconds.
+    pub grace_ms: u64,
+    /// Between samples, in milliseconds.
+    pub interval_ms: u64,
+    /// CMD and its arguments.
+    pub argv: Argv<'a>,
+}
+
+/// The signals forwarded to CMD.
+const FORWARDED: [Signal; 7] = [
+    Signal::TERM,
+    Signal::INT,
+    Signal::HUP,
+    Signal::QUIT,
+    Signal::USR1,
+    Signal::USR2,
+    Signal::WINCH,
+];
+
+/// The signals blocked and read through the signalfd: the forwarded ones, SIGCHLD (time to
+/// reap), and SIGTTIN and SIGTTOU, which would stop kubemem when it writes to a terminal it
+/// handed to CMD (tini ignores them for the same reason).
+const BLOCKED: [Signal; FORWARDED.len() + 3] = {
+    let mut all = [Signal::CHILD; FORWARDED.len() + 3];
+    all[1] = Signal::TTIN;
+    all[2] = Signal::TTOU;
+    let mut i = 0;
+    while i < FORWARDED.len() {
+        all[3 + i] = FORWARDED[i];
+        i += 1;
+    }
+    all
+};
+
+/// Runs CMD under supervision and returns the exit status for kubemem: CMD's (128 + N when
+/// signal N ended it), or one of [`Exit`]'s when CMD could not be started.
+pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
+    // SIGCHLD inherited as ignored would have the kernel reap CMD and lose its status.
+    sys::default_disposition(Signal::CHILD);
+    let signals = match sys::signalfd(&BLOCKED) {
+        Ok(fd) => fd,
+        Err(e) => return cannot_start(cfg, "signalfd", e),
+    };
+    let mut loc = Location::new();
+    let sampler = match open_sampler(cfg, &mut loc) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            report::emit_error(cfg, &report::error(cfg, &loc, e));
+            match cfg.on_error {
+                OnError::Fail => return Exit::CannotMeasure as u8,
+                OnError::Pass => None,
+            }
+        }
+    };
+    let wakeup = sampler.as_ref().map(|s| {
+        let bytes = thresholds(cfg, s);
+        Wakeup::open(&loc, s, bytes.as_ref().map_or(&[], |b| b))
+    });
+    // Orphans of CMD's are re-parented to PID 1; below it, to the nearest subreaper.
+    let me = rustix::process::getpid();
+    if me != Pid::INIT {
+        if let Err(e) = rustix::process::set_child_subreaper(Some(me)) {
+            report::emit_error(cfg, &report::run_error(cfg, "subreaper", None, e));
+        }
+    }
+    let program = opts.argv.program();
+    let child = match sys::spawn(&opts.argv, |e| {
+        report::emit_error(cfg, &report::exec_error(cfg, program, e));
+        match e {
+            Errno::NOENT => Exit::NotFound as u8,
+            _ => Exit::CannotExecute as u8,
+        }
+    }) {
+        Ok(pid) => pid,
+        Err(e) => return cannot_start(cfg, "spawn", e),
+    };
+
+    // From here on kubemem exits only with CMD's status.
+    let wakeup_name = wakeup.as_ref().map_or("none", Wakeup::name);
+    report::emit(cfg, &report::started(cfg, child, wakeup_name), Level::Ok);
+    Supervisor {
+        cfg,
+        opts,
+        loc: &loc,
+        sampler,
+        wakeup,
+        signals,
+        child,
+        status: None,
+        reached: Reached::default(),
+        last: None,
+        kill_at: None,
+        next_sample: 0,
+        logged: 0,
+    }
+    .supervise()
+}
+
+fn cannot_start(cfg: &Config<'_>, what: &str, e: Errno) -> u8 {
+    report::emit_error(cfg, &report::run_error(cfg, what, None, e));
+    Exit::CannotStart as u8
+}
+
+fn open_sampler(cfg: &Config<'_>, loc: &mut Location) -> Result<Sampler, Error> {
+    match cfg.cgroup {
+        Some(dir) => locate::given(dir, loc)?,
+        None => locate::locate(cfg.root, loc)?,
+    }
+    Sampler::open(cfg.root, loc, cfg.usage)
+}
+
+/// The thresholds in bytes of the limit as it is now, for v1 notifications (none when
+/// memory cannot be read yet).
+fn thresholds(cfg: &Config<'_>, sampler: &Sampler) -> Option<[u64; 2]> {
+    let limit = sampler.sample(|_, _| false).ok()?.limit;
+    Some([cfg.warning.bytes(limit), cfg.failure.bytes(limit)])
+}
+
+/// Which thresholds the last sample reached. A threshold fires when usage reaches it and
+/// not again until usage has fallen below it (and so re-armed it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reached {
+    pub warning: bool,
+    pub failure: bool,
+}
+
+/// What a sample changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fired {
+    pub warning: bool,
+    pub failure: bool,
+    /// Usage fell below a threshold that had fired.
+    pub rearmed: bool,
+}
+
+impl Reached {
+    /// Records a sample that reaches `now`, and says what fires.
+    pub fn update(&mut self, now: Reached) -> Fired {
+        let fired = Fired {
+            warning: now.warning && !self.warning,
+            failure: now.failure && !self.failure,
+            rearmed: (self.warning && !now.warning) || (self.failure && !now.failure),
+        };
+        *self = now;
+        fired
+    }
+}
+
+/// Kinds of errors, each logged once (file errors again after a good sample): one bit per
+/// [`crate::error::File`], then these.
+const WAIT_ERROR: u32 = 1 << 20;
+const SIGNALFD_ERROR: u32 = 1 << 21;
+const POLL_ERROR: u32 = 1 << 22;
+const FILE_ERRORS: u32 = (1 << 20) - 1;
+
+struct Supervisor<'s> {
+    cfg: &'s Config<'s>,
+    opts: &'s Options<'s>,
+    loc: &'s Location,
+    sampler: Option<Sampler>,
+    wakeup: Option<Wakeup>,
+    signals: OwnedFd,
+    child: Pid,
+    /// CMD's exit status, once reaped.
+    status: Option<u8>,
+    reached: Reached,
+    /// The last good sample, for the line of a SIGKILL.
+    last: Option<Sample>,
+    /// When to SIGKILL CMD (monotonic milliseconds), after `--signal`.
+    kill_at: Option<u64>,
+    /// When to sample next (monotonic milliseconds).
+    next_sample: u64,
+    /// Kinds of errors logged (see [`WAIT_ERROR`]).
+    logged: u32,
+}
+
+impl Supervisor<'_> {
+    fn supervise(mut self) -> u8 {
+        loop {
+            if let Some(status) = self.status {
+                return status;
+            }
+            let now = now_ms();
+            if self.sampler.is_some() && now >= self.next_sample {
+                self.sample(now);
+                self.next_sample = now.saturating_add(self.opts.interval_ms);
+            }
+            if self.kill_at.is_some_and(|at| now >= at) {
+                self.kill();
+            }
+            self.wait(now);
+        }
+    }
+
+    /// Waits for a signal, a kernel wake-up, the next sample or the SIGKILL, and handles
+    /// the first two.
+    fn wait(&mut self, now: u64) {
+        let due = [
+            self.sampler.as_ref().map(|_| self.next_sample),
+            self.kill_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = due.map(|at| timespec(at.saturating_sub(now)));
+        let wake = self.wakeup.as_ref().and_then(Wakeup::poll_fd);
+        let n = 1 + usize::from(wake.is_some());
+        let mut fds = [
+            PollFd::new(&self.signals, PollFlags::IN),
+            wake.unwrap_or_else(|| PollFd::new(&self.signals, PollFlags::empty())),
+        ];
+        match poll(&mut fds[..n], timeout.as_ref()) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => {
+                self.log_once(POLL_ERROR, "poll", e);
+                // Never spin on a failing poll: wait out the timeout without descriptors.
+                let _ = poll(&mut [], timeout.as_ref());
+                return;
+            }
+        }
+        let (signalled, woken) = (fds[0].revents(), fds[1].revents());
+        if !signalled.is_empty() {
+            self.on_signals();
+        }
+        if n == 2 && self.wakeup.as_mut().is_some_and(|w| w.fired(woken)) {
+            self.next_sample = 0;
+        }
+    }
+
+    /// Forwards the signals waiting in the signalfd and reaps on SIGCHLD.
+    fn on_signals(&mut self) {
+        // A bit per signal number: repeats of a standard signal merge, as the kernel merges
+        // them anyway.
+        let mut pending: u64 = 0;
+        if let Err(e) = sys::read_signals(self.signals.as_fd(), |n| {
+            if (1..64).contains(&n) {
+                pending |= 1 << n;
+            }
+        }) {
+            self.log_once(SIGNALFD_ERROR, "signalfd", e);
+        }
+        for sig in FORWARDED {
+            if pending & (1 << sig.as_raw()) != 0 {
+                self.send(sig);
+            }
+        }
+        if pending & (1 << Signal::CHILD.as_raw()) != 0 {
+            self.reap();
+        }
+    }
+
+    /// Reaps every child that has exited: CMD (its status is kubemem's) and the orphans
+    /// re-parented to us.
+    fn reap(&mut self) {
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some((pid, status))) if pid == self.child => {
+                    self.status = self.status.or(exit_status(status));
+                }
+                Ok(Some(_)) | Err(Errno::INTR) => {}
+                Ok(None) | Err(Errno::CHILD) => return,
+                Err(e) => return self.log_once(WAIT_ERROR, "wait", e),
+            }
+        }
+    }
+
+    fn sample(&mut self, now: u64) {
+        let Some(sampler) = &self.sampler else {
+            return;
+        };
+        let (warning, failure) = (self.cfg.warning, self.cfg.failure);
+        // Raw usage bounds the working set from above: below both thresholds, nothing fires
+        // and nothing re-arms that the working set would not.
+        let s = match sampler
+            .sample(|raw, limit| warning.reached(raw, limit) || failure.reached(raw, limit))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                if self.logged & (1 << e.file as u32) == 0 {
+                    self.logged |= 1 << e.file as u32;
+                    report::emit_error(self.cfg, &report::error(self.cfg, self.loc, e));
+                }
+                return;
+            }
+        };
+        self.logged &= !FILE_ERRORS;
+        self.last = Some(s);
+        let fired = self.reached.update(Reached {
+            warning: warning.reached(s.used, s.limit),
+            failure: failure.reached(s.used, s.limit),
+        });
+        if fired.warning {
+            self.act(&s, Level::Warning, self.opts.warning_signal);
+        }
+        if fired.failure {
+            self.act(&s, Level::Failure, Some(self.opts.signal));
+            // A second failure within the grace period keeps the first deadline.
+            if self.kill_at.is_none() {
+                self.kill_at = Some(now.saturating_add(self.opts.grace_ms));
+            }
+        }
+        if fired.rearmed && self.cfg.verbose {
+            let level = decide(s.used, s.limit, warning, failure);
+            self.log(&s, level, Action::Rearm);
+        }
+    }
+
+    /// Logs a threshold that fired and sends its signal, if any.
+    fn act(&mut self, s: &Sample, level: Level, signal: Option<Signal>) {
+        match signal {
+            Some(sig) => {
+                self.log(s, level, Action::Signal(sig));
+                self.send(sig);
+            }
+            None => self.log(s, level, Action::Log),
+        }
+    }
+
+    /// SIGKILL the grace period after `--signal`, if CMD is still there.
+    fn kill(&mut self) {
+        self.kill_at = None;
+        if self.status.is_some() {
+            return;
+        }
+        if let Some(s) = self.last {
+            self.log(&s, Level::Failure, Action::Kill);
+        }
+        self.send(Signal::KILL);
+    }
+
+    fn log(&self, s: &Sample, level: Level, action: Action) {
+        let line = report::action(self.cfg, self.loc, s, level, action, self.child);
+        report::emit(self.cfg, &line, level);
+    }
+
+    /// Sends `sig` to the process group CMD leads, so that its own children see it too, or
+    /// to CMD alone when it left that group. A CMD already gone is no error.
+    fn send(&self, sig: Signal) {
+        let leads = rustix::process::getpgid(Some(self.child)) == Ok(self.child);
+        let sent = match leads {
+            true => rustix::process::kill_process_group(self.child, sig),
+            false => rustix::process::kill_process(self.child, sig),
+        };
+        match sent {
+            Ok(()) | Err(Errno::SRCH) => {}
+            Err(e) => {
+                let line = report::run_error(self.cfg, "signal", Some((sig, self.child)), e);
+                report::emit_error(self.cfg, &line);
+            }
+        }
+    }
+
+    fn log_once(&mut self, kind: u32, what: &str, e: Errno) {
+        if self.logged & kind == 0 {
+            self.logged |= kind;
+            report::emit_error(self.cfg, &report::run_error(self.cfg, what, None, e));
+        }
+    }
+}
+
+/// A shell's `$?` for a child that ended: its exit code, or 128 + the signal that killed it.
+fn exit_status(status: WaitStatus) -> Option<u8> {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => Some(code as u8),
+        (_, Some(sig)) => Some(128u8.wrapping_add(sig as u8)),
+        _ => None,
+    }
+}
+
+/// The monotonic clock in milliseconds: immune to the wall clock being set.
+fn now_ms() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1000)
+        .saturating_add(t.tv_nsec as u64 / 1_000_000)
+}
+
+fn timespec(ms: u64) -> Timespec {
+    Timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reached(warning: bool, failure: bool) -> Reached {
+        Reached { warning, failure }
+    }
+
+    #[test]
+    fn thresholds_fire_once_until_usage_falls_below_them() {
+        let mut r = Reached::default();
+        let fired = |w, f, rearmed| Fired {
+            warning: w,
+            failure: f,
+            rearmed,
+        };
+        assert_eq!(r.update(reached(false, false)), fired(false, false, false));
+        assert_eq!(r.update(reached(true, false)), fired(true, false, false));
+        assert_eq!(r.update(reached(true, false)), fired(false, false, false));
+        assert_eq!(r.update(reached(true, true)), fired(false, true, false));
+        assert_eq!(r.update(reached(true, true)), fired(false, false, false));
+        // Below failure, still above warning: failure re-arms, warning does not fire again.
+        assert_eq!(r.update(reached(true, false)), fired(false, false, true));
+        assert_eq!(r.update(reached(true, true)), fired(false, true, false));
+        assert_eq!(r.update(reached(false, false)), fired(false, false, true));
+        // Straight from below both to above both: both fire.
+        assert_eq!(r.update(reached(true, true)), fired(true, true, false));
+    }
+}

@@ -1,0 +1,541 @@
+//! `kubemem run` with real processes, as tini is tested: exit statuses (every code and
+//! 128 + N), signal forwarding to CMD and to its process group, zombie reaping as a
+//! subreaper, exec failures, usage errors, and the thresholds acting on CMD over a fixture
+//! tree whose `memory.current` the test rewrites.
+//!
+//! Nothing here asserts how fast kubemem reacts: every wait polls for a condition, and its
+//! deadline only keeps a broken build from hanging the suite.
+
+use std::fs;
+use std::io::{Seek, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kubemem");
+
+/// A healthy pod's view of cgroup v2 (85/95 is healthy there).
+fn fixture() -> String {
+    format!(
+        "{}/tests/fixtures/k8s-v2-cgroupns",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// The loop a test's CMD ends with: it says it is ready, then waits for the test to let it
+/// go (also when the test fails: see `Supervised::drop`).
+const WAIT: &str = "touch ready; while [ ! -e stop ]; do sleep 0.02; done";
+
+/// Waits until `cond` holds. The deadline is a hang guard, not a timing assertion.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < give_up, "gave up waiting for {what}");
+        sleep(Duration::from_millis(5));
+    }
+}
+
+/// A directory of its own for each test, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let dir =
+            std::env::temp_dir().join(format!("kubemem-run-{}-{n}-{tag}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `kubemem run <args> -- sh -c <script>`, in `dir`, output to files there.
+struct Supervised<'d> {
+    child: Child,
+    dir: &'d TempDir,
+}
+
+impl<'d> Supervised<'d> {
+    fn start(dir: &'d TempDir, args: &[&str], script: &str) -> Supervised<'d> {
+        let child = Command::new(BIN)
+            .arg("run")
+            .args(args)
+            .args(["--", "sh", "-c", script])
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.path("stdout")).unwrap())
+            .stderr(fs::File::create(dir.path("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        Supervised { child, dir }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32).unwrap()
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill_process(self.pid(), sig).unwrap();
+    }
+
+    fn ready(&self) {
+        eventually("CMD to be ready", || self.dir.path("ready").exists());
+    }
+
+    /// Lets CMD's loop end.
+    fn stop(&self) {
+        fs::write(self.dir.path("stop"), "").unwrap();
+    }
+
+    /// kubemem's exit code.
+    fn code(&mut self) -> i32 {
+        let mut status = None;
+        eventually("kubemem to exit", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.unwrap();
+        status
+            .code()
+            .unwrap_or_else(|| panic!("kubemem died: {status:?}"))
+    }
+}
+
+impl Drop for Supervised<'_> {
+    fn drop(&mut self) {
+        self.stop();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `kubemem run <args> -- <command>` to the end: (exit code, stdout, stderr).
+fn run(args: &[&str], command: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("run")
+        .args(args)
+        .arg("--")
+        .args(command)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        text(out.stdout),
+        text(out.stderr),
+    )
+}
+
+#[test]
+fn exits_with_every_exit_code_of_cmd() {
+    let root = fixture();
+    let codes: Vec<i32> = (0..=255).collect();
+    // A batch at a time, so as not to start 512 processes at once.
+    for batch in codes.chunks(32) {
+        let children: Vec<(i32, Child)> = batch
+            .iter()
+            .map(|&n| {
+                let child = Command::new(BIN)
+                    .args(["run", "--root", &root, "--", "sh", "-c"])
+                    .arg(format!("exit {n}"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                (n, child)
+            })
+            .collect();
+        for (n, mut child) in children {
+            assert_eq!(child.wait().unwrap().code(), Some(n), "sh -c 'exit {n}'");
+        }
+    }
+}
+
+#[test]
+fn exits_128_plus_n_when_a_signal_ends_cmd() {
+    for (name, n) in [
+        ("HUP", 1),
+        ("INT", 2),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+    ] {
+        let (code, stdout, stderr) = run(
+            &["--root", &fixture()],
+            &["sh", "-c", &format!("kill -{name} $$")],
+        );
+        assert_eq!(code, 128 + n, "kill -{name}: {stdout}{stderr}");
+        assert!(
+            stdout.starts_with("level=info action=start pid="),
+            "{stdout}"
+        );
+        assert_eq!(stderr, "");
+    }
+}
+
+/// Each forwarded signal reaches CMD, which traps it, records it and exits 0.
+#[test]
+fn forwards_each_signal_to_cmd() {
+    let signals = [
+        ("TERM", Signal::TERM),
+        ("INT", Signal::INT),
+        ("HUP", Signal::HUP),
+        ("QUIT", Signal::QUIT),
+        ("USR1", Signal::USR1),
+        ("USR2", Signal::USR2),
+        ("WINCH", Signal::WINCH),
+    ];
+    std::thread::scope(|s| {
+        for (name, sig) in signals {
+            s.spawn(move || {
+                let dir = TempDir::new(name);
+                let script = format!("trap 'echo {name} > got; exit 0' {name}; {WAIT}");
+                let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
+                k.ready();
+                k.signal(sig);
+                assert_eq!(k.code(), 0, "{name}: {}", dir.read("stderr"));
+                assert_eq!(dir.read("got"), format!("{name}\n"));
+            });
+        }
+    });
+}
+
+/// CMD leads its own process group, and forwarded signals go to the group: a worker that
+/// CMD started sees them too.
+#[test]
+fn forwards_to_the_process_group_of_cmd() {
+    let dir = TempDir::new("group");
+    let worker = format!("trap 'echo USR1 > worker-got; exit 0' USR1; {WAIT}");
+    // CMD itself has no trap: USR1 ends it (128 + 10), after it started the worker.
+    let script = format!("sh -c \"{worker}\" & wait");
+    let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
+    k.ready();
+    k.signal(Signal::USR1);
+    assert_eq!(k.code(), 138, "{}", dir.read("stderr"));
+    eventually("the worker to record USR1", || {
+        dir.read("worker-got") == "USR1\n"
+    });
+}
+
+/// The parent pid in /proc/<pid>/stat, and the state.
+fn ppid_and_state(stat: &str) -> Option<(i32, char)> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    Some((fields.next()?.parse().ok()?, state))
+}
+
+/// kubemem's children, with their states.
+fn children_of(pid: Pid) -> Vec<(i32, char)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if let Some((ppid, state)) = ppid_and_state(&stat) {
+            if ppid == pid.as_raw_nonzero().get() {
+                out.push((child, state));
+            }
+        }
+    }
+    out
+}
+
+/// As a subreaper, kubemem inherits CMD's orphans and reaps them when they exit.
+#[test]
+fn reaps_orphans_as_a_subreaper() {
+    let dir = TempDir::new("orphan");
+    // The subshell exits at once; its background child is orphaned, waits until it has a
+    // new parent, records that parent and exits, leaving a zombie for kubemem to reap.
+    let orphan = "sleep 0.1; cut -d' ' -f4 /proc/$$/stat > orphan-ppid\n";
+    fs::write(dir.path("orphan.sh"), orphan).unwrap();
+    let script = format!("(sh orphan.sh &); {WAIT}");
+    let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
+    k.ready();
+    eventually("the orphan to exit", || {
+        dir.read("orphan-ppid").ends_with('\n')
+    });
+    let kubemem = k.pid().as_raw_nonzero().get();
+    assert_eq!(dir.read("orphan-ppid").trim(), kubemem.to_string());
+    eventually("no zombie under kubemem", || {
+        let children = children_of(k.pid());
+        children.len() == 1 && children.iter().all(|&(_, state)| state != 'Z')
+    });
+    k.stop();
+    assert_eq!(k.code(), 0, "{}", dir.read("stderr"));
+}
+
+#[test]
+fn exec_failures_exit_like_a_shell() {
+    let dir = TempDir::new("exec");
+    let not_executable = dir.path("script");
+    fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let script = not_executable.to_str().unwrap();
+    for (command, code, reason) in [
+        ("/nonexistent/cmd", 127, "no such file or directory"),
+        ("kubemem-no-such-command", 127, "no such file or directory"),
+        (script, 126, "permission denied"),
+        ("/", 126, "permission denied"),
+    ] {
+        let (got, _, stderr) = run(&["--root", &fixture()], &[command]);
+        assert_eq!(got, code, "{command}: {stderr}");
+        let want = format!("level=error command={command} error=\"cannot execute: {reason}\"\n");
+        assert_eq!(stderr, want);
+    }
+}
+
+#[test]
+fn usage_errors_are_one_line_and_exit_3() {
+    for args in [
+        &["run"][..],
+        &["run", "--"],
+        &["run", "--interval", "0s", "--", "true"],
+        &["run", "--interval", "5x", "--", "true"],
+        &["run", "--grace", "30", "--", "true"],
+        &["run", "--signal", "BOGUS", "--", "true"],
+        &["--signal", "TERM"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("kubemem: "), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn memory_that_cannot_be_measured_stops_or_not_per_on_error() {
+    let (code, stdout, stderr) = run(&["--root", "/nonexistent"], &["sh", "-c", "exit 5"]);
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(stderr.starts_with("level=error file=/nonexistent/proc/self/cgroup "));
+    let args = ["--root", "/nonexistent", "--on-error", "pass"];
+    let (code, stdout, stderr) = run(&args, &["sh", "-c", "exit 5"]);
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stdout.contains("action=start") && stdout.contains("wakeup=none"));
+}
+
+/// A copy of the fixture whose `memory.current` the test rewrites in place (kubemem keeps
+/// the file open). memory.max is 1073741824 and inactive_file 104857600, so with
+/// --warning 85 --failure 95 these working sets are 83.3%, 88.0% and 102.0%; the values
+/// have the same width, so that a rewrite is never read half done.
+const HEALTHY: &str = "1000000000\n";
+const WARNING: &str = "1050000000\n";
+const FAILURE: &str = "1200000000\n";
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+struct Tree {
+    root: PathBuf,
+}
+
+impl Tree {
+    fn new(dir: &TempDir) -> Tree {
+        let root = dir.path("root");
+        copy_tree(Path::new(&fixture()), &root);
+        let tree = Tree { root };
+        tree.set(HEALTHY);
+        tree
+    }
+
+    /// `kubemem run --root <tree> --interval 20ms --logfile <dir>/log <args> -- sh -c
+    /// <script>`.
+    fn start<'d>(&self, dir: &'d TempDir, args: &[&str], script: &str) -> Supervised<'d> {
+        let (root, log) = (self.root.to_str().unwrap(), dir.path("log"));
+        let log = log.to_str().unwrap();
+        let common = ["--root", root, "--interval", "20ms", "--logfile", log];
+        Supervised::start(dir, &[&common[..], args].concat(), script)
+    }
+
+    fn set(&self, current: &str) {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .open(self.root.join("sys/fs/cgroup/memory.current"))
+            .unwrap();
+        f.rewind().unwrap();
+        f.write_all(current.as_bytes()).unwrap();
+    }
+}
+
+/// The log's lines as key=value maps (the fixture's paths have no spaces).
+fn log_lines(dir: &TempDir) -> Vec<Vec<(String, String)>> {
+    dir.read("log")
+        .lines()
+        .map(|line| {
+            line.split(' ')
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or_else(|| panic!("{line}"));
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The `level action signal` of each line with an `action`.
+fn actions(dir: &TempDir) -> Vec<String> {
+    let get = |l: &[(String, String)], key: &str| {
+        l.iter()
+            .find(|(k, _)| k == key)
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    log_lines(dir)
+        .iter()
+        .map(|l| {
+            let words = [get(l, "level"), get(l, "action"), get(l, "signal")];
+            words.join(" ").trim_end().to_string()
+        })
+        .collect()
+}
+
+fn wait_for_actions(dir: &TempDir, want: &[&str]) {
+    eventually(&format!("log actions {want:?}"), || actions(dir) == want);
+}
+
+#[test]
+fn thresholds_signal_cmd_once_until_usage_falls_below_them() {
+    let dir = TempDir::new("thresholds");
+    let tree = Tree::new(&dir);
+    let args = [
+        "--warning",
+        "85",
+        "--failure",
+        "95",
+        "--warning-signal",
+        "USR1",
+        "--grace",
+        "10m",
+        "--verbose",
+    ];
+    let traps = "trap 'echo USR1 >> got' USR1; trap 'echo TERM >> got' TERM";
+    let mut k = tree.start(&dir, &args, &format!("{traps}; {WAIT}"));
+    k.ready();
+    let mut want = vec!["info start"];
+    wait_for_actions(&dir, &want);
+    let mut step = |current, action, signals: &str| {
+        tree.set(current);
+        want.push(action);
+        wait_for_actions(&dir, &want);
+        eventually(&format!("CMD to have got {signals}"), || {
+            let got = dir.read("got");
+            got.split_whitespace().collect::<Vec<_>>().join(" ") == signals
+        });
+        want.clone()
+    };
+    step(WARNING, "warning signal USR1", "USR1");
+    let want = step(FAILURE, "failure signal TERM", "USR1 TERM");
+    // Staying above sends nothing more (a pause of many intervals, then the same state).
+    sleep(Duration::from_millis(300));
+    assert_eq!(actions(&dir), want);
+    assert_eq!(dir.read("got"), "USR1\nTERM\n");
+    // Below failure, above warning: failure re-arms and fires again; warning does not.
+    step(WARNING, "warning rearm", "USR1 TERM");
+    step(FAILURE, "failure signal TERM", "USR1 TERM TERM");
+    // Below both: both re-arm.
+    step(HEALTHY, "ok rearm", "USR1 TERM TERM");
+    step(WARNING, "warning signal USR1", "USR1 TERM TERM USR1");
+
+    // The lines carry the probe's keys and the target.
+    let lines = log_lines(&dir);
+    let line = &lines[2];
+    let pid = k.pid().as_raw_nonzero().get();
+    for (key, value) in [
+        ("level", "failure"),
+        ("used", "1095142400"),
+        ("limit", "1073741824"),
+        ("percent", "101.9"),
+        ("warning", "85%"),
+        ("failure", "95%"),
+        ("usage", "working-set"),
+        ("cgroup", "v2"),
+        ("limit_source", "cgroup"),
+        ("action", "signal"),
+        ("signal", "TERM"),
+    ] {
+        assert!(
+            line.contains(&(key.to_string(), value.to_string())),
+            "{key}={value} in {line:?}"
+        );
+    }
+    let cmd_pid: i32 = line
+        .iter()
+        .find(|(k, _)| k == "pid")
+        .unwrap()
+        .1
+        .parse()
+        .unwrap();
+    assert_ne!(cmd_pid, pid, "the pid is CMD's, not kubemem's");
+    // Failure lines also go to standard output, as the probe's do.
+    assert_eq!(
+        dir.read("stdout").lines().count(),
+        2,
+        "{}",
+        dir.read("stdout")
+    );
+
+    k.stop();
+    assert_eq!(k.code(), 0, "{}", dir.read("stderr"));
+    // No error of kubemem's (the shell reports its `sleep`s that the signals ended).
+    assert!(
+        !dir.read("stderr").contains("level="),
+        "{}",
+        dir.read("stderr")
+    );
+}
+
+#[test]
+fn sigkill_after_the_grace_period_when_cmd_ignores_the_signal() {
+    let dir = TempDir::new("grace");
+    let tree = Tree::new(&dir);
+    let script = format!("trap '' TERM; {WAIT}");
+    let mut k = tree.start(&dir, &["--grace", "200ms"], &script);
+    k.ready();
+    tree.set(FAILURE);
+    assert_eq!(k.code(), 128 + 9, "{}", dir.read("stderr"));
+    // Straight from healthy to failure: the warning (no --warning-signal) fires as well.
+    assert_eq!(
+        actions(&dir),
+        [
+            "info start",
+            "warning log",
+            "failure signal TERM",
+            "failure kill KILL"
+        ]
+    );
+}
