@@ -75,7 +75,17 @@ struct Supervised<'d> {
 
 impl<'d> Supervised<'d> {
     fn start(dir: &'d TempDir, args: &[&str], script: &str) -> Supervised<'d> {
-        let child = Command::new(BIN)
+        Supervised::start_in(dir, Command::new(BIN), args, script)
+    }
+
+    /// As `start`, with `command` running kubemem (e.g. `unshare ... kubemem`).
+    fn start_in(
+        dir: &'d TempDir,
+        mut command: Command,
+        args: &[&str],
+        script: &str,
+    ) -> Supervised<'d> {
+        let child = command
             .arg("run")
             .args(args)
             .args(["--", "sh", "-c", script])
@@ -266,14 +276,15 @@ fn children_of(pid: Pid) -> Vec<(i32, char)> {
     out
 }
 
+/// Run in the background of a subshell that exits at once: orphaned, it waits until it has
+/// a new parent, records that parent and exits, leaving a zombie for kubemem to reap.
+const ORPHAN: &str = "sleep 0.1; cut -d' ' -f4 /proc/$$/stat > orphan-ppid\n";
+
 /// As a subreaper, kubemem inherits CMD's orphans and reaps them when they exit.
 #[test]
 fn reaps_orphans_as_a_subreaper() {
     let dir = TempDir::new("orphan");
-    // The subshell exits at once; its background child is orphaned, waits until it has a
-    // new parent, records that parent and exits, leaving a zombie for kubemem to reap.
-    let orphan = "sleep 0.1; cut -d' ' -f4 /proc/$$/stat > orphan-ppid\n";
-    fs::write(dir.path("orphan.sh"), orphan).unwrap();
+    fs::write(dir.path("orphan.sh"), ORPHAN).unwrap();
     let script = format!("(sh orphan.sh &); {WAIT}");
     let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
     k.ready();
@@ -284,6 +295,47 @@ fn reaps_orphans_as_a_subreaper() {
     assert_eq!(dir.read("orphan-ppid").trim(), kubemem.to_string());
     eventually("no zombie under kubemem", || {
         let children = children_of(k.pid());
+        children.len() == 1 && children.iter().all(|&(_, state)| state != 'Z')
+    });
+    k.stop();
+    assert_eq!(k.code(), 0, "{}", dir.read("stderr"));
+}
+
+/// As PID 1 of a new PID namespace (root only: `unshare`), orphans come to kubemem
+/// without a subreaper, and it reaps them.
+#[test]
+fn reaps_orphans_as_pid_1() {
+    let permitted = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !permitted {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true: unshare --pid --fork --mount-proc must work (run as root)"
+        );
+        eprintln!("SKIP reaps_orphans_as_pid_1: unshare --pid --fork --mount-proc not permitted");
+        return;
+    }
+    let dir = TempDir::new("pid1");
+    fs::write(dir.path("orphan.sh"), ORPHAN).unwrap();
+    let mut unshare = Command::new("unshare");
+    unshare.args(["--pid", "--fork", "--mount-proc", BIN]);
+    let script = format!("[ $$ = 2 ] || exit 99; (sh orphan.sh &); {WAIT}");
+    let mut k = Supervised::start_in(&dir, unshare, &["--root", &fixture()], &script);
+    k.ready();
+    eventually("the orphan to exit", || {
+        dir.read("orphan-ppid").ends_with('\n')
+    });
+    assert_eq!(dir.read("orphan-ppid"), "1\n");
+    // kubemem is unshare's child; seen from here, CMD is its only child and no zombie.
+    let kubemem = children_of(k.pid());
+    assert_eq!(kubemem.len(), 1);
+    let kubemem = Pid::from_raw(kubemem[0].0).unwrap();
+    eventually("no zombie under kubemem", || {
+        let children = children_of(kubemem);
         children.len() == 1 && children.iter().all(|&(_, state)| state != 'Z')
     });
     k.stop();
