@@ -6,7 +6,9 @@
 //!   page cache, so crossing one only says that the working set may have: a sample decides.
 //! - v2: a PSI trigger on `memory.pressure` (`some 150000 1000000`: tasks stalled on memory
 //!   for 150 ms within a second), when the file can be written; else `memory.events`, which
-//!   the kernel notifies (POLLPRI) when its `high`, `max` and `oom` counters change.
+//!   the kernel notifies (POLLPRI) when its `high`, `max` and `oom` counters change. Since
+//!   Linux 6.4 a process without CAP_SYS_RESOURCE may create triggers whose window is a
+//!   multiple of 2 s only (before, none at all): then the same stall within 2 s.
 //!
 //! Containers usually mount the cgroup file system read-only: the writes fail and
 //! `memory.events` (v2) or sampling alone remains. Control files are written only on a
@@ -27,8 +29,9 @@ use crate::sys::Buf;
 const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
 
-/// The PSI trigger, NUL-terminated: the kernel replaces the last byte written with a NUL.
-const PSI_TRIGGER: &[u8] = b"some 150000 1000000\0";
+/// The PSI triggers tried in turn, NUL-terminated (the kernel replaces the last byte
+/// written with a NUL): the second is the one an unprivileged process may create.
+const PSI_TRIGGERS: [&[u8]; 2] = [b"some 150000 1000000\0", b"some 150000 2000000\0"];
 
 /// What wakes the supervisor besides its interval.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,8 +171,10 @@ fn pressure(loc: &Location, sampler: &Sampler) -> Option<OwnedFd> {
         "memory.pressure",
         OFlags::RDWR | OFlags::NONBLOCK,
     )?;
-    write_control(&fd, PSI_TRIGGER).ok()?;
-    Some(fd)
+    PSI_TRIGGERS
+        .iter()
+        .any(|t| write_control(&fd, t).is_ok())
+        .then_some(fd)
 }
 
 /// v2: `memory.events`, read once so that only later changes are reported.
