@@ -202,6 +202,7 @@ env_v1() {
     # a shell moves itself into the cgroup; the hog and kubemem are started from it
     KM_ENV=v1 KM=$KM HOG=$HOG CGV=v1 WORK=$WORK/v1 CG=$cg LIMIT=$LIMIT \
         CACHE_FILE=$cache TMPFS_DIR=$tmp ANC_CHILD=$cg/kmchild ANC_DIR=$cg ANC_LIMIT=$LIMIT OUTSIDE=${cg%/*} \
+        RUN="run run-wakeup" \
         background "$WORK/v1.out" timeout 300 bash -c 'echo $$ >"$CG/cgroup.procs" && exec bash "$1"' - "$HERE/scenarios.sh"
     record v1 <"$WORK/v1.out"
     cleanup

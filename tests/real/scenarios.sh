@@ -3,7 +3,7 @@
 # this same file from a shell that already sits in the cgroup under test.
 #
 # Usage: sh scenarios.sh [SCENARIO...]   (default: below verbose warning failure pagecache
-#        pagecache-total tmpfs ancestor; also: no-mount)
+#        pagecache-total tmpfs ancestor, and $RUN; also: no-mount, run, run-wakeup)
 #
 # Set by the environment:
 #   KM_ENV       name used in the result lines (PASS <env>/<scenario>)
@@ -24,6 +24,8 @@
 #                exact scenario; unset where none is visible, e.g. inside a container)
 #   TOL_DOWN, TOL_UP  allowed difference between kubemem's used= and the kernel's (bytes;
 #                default: see below)
+#   RUN          kubemem run scenarios to add to the default list (run run-wakeup: the
+#                latter needs cgroup v1 threshold notifications, a writable cgroup mount)
 #
 # Output: one line per scenario, `PASS env/scenario` or
 # `FAIL env/scenario: expected ..., kubemem said ..., kernel said ...`, then `DONE env`.
@@ -288,6 +290,44 @@ sc_exact() {
     pass
 }
 
+# kubemem run: a second hog grows under `kubemem run --failure 90` a MiB at a time, with a
+# pause between steps (an application growing, not one jump past the limit), on top of what
+# the first one holds (freeing that would change how its allocator serves the scenarios that
+# follow). kubemem must end it with SIGTERM (the hog has no handler: exit 143) before the OOM
+# killer strikes (oom_kill 0). run-wakeup samples once an hour: only the kernel's threshold
+# notification can wake it in time.
+sc_run() {
+    rm -f "$WORK/run.in" "$WORK/run.out"
+    mkfifo "$WORK/run.in" "$WORK/run.out" || { R_RC=- R_OUT="(not run)"; fail "fifos in $WORK"; return; }
+    # the hog opens the fifos itself, so that kubemem holds neither
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    "$KM" run --warning 80 --failure 90 --interval "$1" -- \
+        sh -c 'exec "$0" <"$1" >"$2"' "$HOG" "$WORK/run.in" "$WORK/run.out" \
+        </dev/null >"$WORK/run.log" 2>&1 &
+    _km=$!
+    exec 5>"$WORK/run.in" 6<"$WORK/run.out"
+    _mib=0
+    while [ "$_mib" -lt $((LIMIT / MIB + 8)) ] && echo "anon 1" >&5 2>/dev/null && read -r _r <&6; do
+        _mib=$((_mib + 1))
+        sleep 0.05
+    done
+    exec 5>&- 6<&-
+    wait "$_km"
+    R_RC=$?
+    R_OUT=$(cat "$WORK/run.log")
+    kread "$KDIR"
+    _exp="kubemem run to end the hog with SIGTERM (exit 143) at failure, before any OOM kill (oom_kill 0); the hog took $_mib MiB"
+    case $R_RC:$K_OOM:$R_OUT in
+        143:0:*"level=failure "*" action=signal signal=TERM pid="*) ;;
+        *) fail "$_exp" "$(kernel_said after)"; return ;;
+    esac
+    case $2:$R_OUT in
+        wakeup:*" wakeup=cgroup.event_control"*) ;;
+        wakeup:*) fail "$_exp, woken by cgroup.event_control" "$(kernel_said after)"; return ;;
+    esac
+    pass
+}
+
 # inside a cgroup namespace whose cgroup2 mount was inherited (its root shows as "/..") the
 # own cgroup is not reachable: kubemem must say it cannot measure (exit 2), not guess
 sc_no_mount() {
@@ -308,7 +348,8 @@ sc_no_mount() {
 
 # ---- main --------------------------------------------------------------------------------
 
-[ $# -gt 0 ] || set -- below verbose ${OUTSIDE:+exact} warning failure pagecache pagecache-total tmpfs ancestor
+# shellcheck disable=SC2086 # RUN is a list of scenario names
+[ $# -gt 0 ] || set -- below verbose ${OUTSIDE:+exact} ${RUN:-} warning failure pagecache pagecache-total tmpfs ancestor
 HOG_PID=
 trap 'hog_stop' EXIT
 case " $* " in
@@ -328,6 +369,8 @@ for SC in "$@"; do
         tmpfs) sc_tmpfs ;;
         ancestor) sc_ancestor ;;
         exact) sc_exact ;;
+        run) sc_run 20ms ;;
+        run-wakeup) sc_run 1h wakeup ;;
         no-mount) sc_no_mount ;;
         *) echo "FAIL $KM_ENV/$SC: expected a known scenario name" ; FAILS=$((FAILS + 1)) ;;
     esac
