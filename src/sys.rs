@@ -139,7 +139,8 @@ impl<'a> Argv<'a> {
 /// (so that signals can reach CMD's own children too), takes the terminal's foreground
 /// when standard input is one (as tini does), gets an empty signal mask and a default
 /// SIGPIPE, and runs `argv[0]` found through PATH. If that fails, the child calls
-/// `exec_failed` with the reason and exits with the code it returns.
+/// `exec_failed` with the reason and exits with the code it returns; `exec_failed` runs in
+/// the forked child, so it may only make system calls and use the stack (no allocation).
 pub fn spawn(argv: &Argv<'_>, exec_failed: impl FnOnce(Errno) -> u8) -> Result<Pid, Errno> {
     if argv.ptrs.len() < 2 {
         return Err(Errno::INVAL);
