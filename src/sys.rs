@@ -1,11 +1,13 @@
 //! The only unsafe code in kubemem: calls into the C library for what rustix leaves to it,
-//! and a stack buffer that is not zeroed before use.
+//! a stack buffer that is not zeroed before use, and the descriptors left open for exit.
 #![allow(unsafe_code)]
 
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 
-use rustix::fd::BorrowedFd;
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
 
 const SIGPIPE: c_int = 13;
@@ -28,6 +30,36 @@ pub fn ignore_sigpipe() {
     // SIG_IGN (1) are the values of glibc and musl on every Linux architecture.
     unsafe {
         signal(SIGPIPE, SIG_IGN);
+    }
+}
+
+/// How many descriptors stay open for exit to close (see `read`): a probe run opens at most
+/// 5 files plus 2 per visible ancestor.
+pub const KEPT: usize = 16;
+/// The kept descriptors, taken out of their `OwnedFd`s; -1 is a free slot.
+static KEPT_FDS: [AtomicI32; KEPT] = [const { AtomicI32::new(-1) }; KEPT];
+
+/// Leaves `fd` open in a free slot of the table, or closes it when the table is full.
+pub fn keep(fd: OwnedFd) {
+    let raw = fd.as_raw_fd();
+    if KEPT_FDS
+        .iter()
+        .any(|slot| slot.compare_exchange(-1, raw, Relaxed, Relaxed).is_ok())
+    {
+        let _ = fd.into_raw_fd();
+    }
+}
+
+/// Closes every kept descriptor.
+pub fn close_kept() {
+    for slot in &KEPT_FDS {
+        let raw = slot.swap(-1, Relaxed);
+        if raw >= 0 {
+            // SAFETY: only `keep` stores into the table, a descriptor it took out of an
+            // `OwnedFd` with `into_raw_fd`; the swap emptied the slot, so this is the one
+            // owner, and it closes the descriptor once.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
     }
 }
 

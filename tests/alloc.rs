@@ -52,6 +52,7 @@ fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
     ARMED.with(|a| a.set(true));
     let exit = kubemem::run(&cfg);
     ARMED.with(|a| a.set(false));
+    kubemem::sys::close_kept();
     (exit, COUNT.with(Cell::get))
 }
 
