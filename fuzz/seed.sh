@@ -52,5 +52,5 @@ for target in "${targets[@]}"; do
         echo "fuzz $target: failed, see fuzz/$log and fuzz/artifacts/$target/" >&2
         exit 1
     fi
-    grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units)' "$log"
+    grep -E '^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)' "$log"
 done

@@ -14,8 +14,6 @@
 //! [`Sampler`] and re-reads them every interval. Both turn raw usage into a sample the same
 //! way ([`finish`]).
 
-use core::mem::ManuallyDrop;
-
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::error::{Error, Fault, File};
@@ -345,7 +343,7 @@ fn read_value(
         r => Some(r?),
     };
     match fd {
-        Some(fd) => decode_value(file, at, read::read_fd(&*ManuallyDrop::new(fd), buf)),
+        Some(fd) => decode_value(file, at, read::read_kept(fd, buf)),
         None => Ok(None),
     }
 }
@@ -359,7 +357,7 @@ fn read_stat(
     buf: &mut Buf<STAT_BUF>,
 ) -> Result<Option<Stat>, Error> {
     match if_exists(open_in(loc, File::Stat, at, name))? {
-        Some(fd) => decode_stat(at, read::read_fd(&*ManuallyDrop::new(fd), buf)).map(Some),
+        Some(fd) => decode_stat(at, read::read_kept(fd, buf)).map(Some),
         None => Ok(None),
     }
 }

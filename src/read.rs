@@ -8,19 +8,20 @@
 //!
 //! Buffers are [`Buf`]s: nothing is zeroed, only what `read` wrote is looked at.
 //!
-//! Files are opened `O_CLOEXEC` (a supervisor spawns children) and never closed: each is
-//! opened once per process, and exit closes them all, which saves a `close` per file on a
-//! path that runs every few seconds in every pod.
+//! Files are opened `O_CLOEXEC` (a supervisor spawns children) and left open: exit closes
+//! them all, which saves a `close` per file on a path that runs every few seconds in every
+//! pod. They are kept in a small table, not forgotten: a caller that runs the probe many
+//! times in one process (benchmarks, tests) calls [`crate::sys::close_kept`] between runs,
+//! and one that never does leaks at most [`crate::sys::KEPT`] descriptors, since files past
+//! that are closed at once.
 
 use core::ffi::CStr;
-use core::mem::ManuallyDrop;
-
 use memchr::memrchr;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 
 use crate::error::Fault;
-use crate::sys::Buf;
+use crate::sys::{keep, Buf};
 
 /// Opens `path` read-only.
 pub fn open(path: &CStr) -> Result<OwnedFd, rustix::io::Errno> {
@@ -64,25 +65,40 @@ fn read_whole<const N: usize>(
     }
 }
 
-/// Opens `path` and reads it whole into `buf` (see [`read_fd`]). The descriptor is left
-/// open: each file is opened once per run, and exit closes it, one system call sooner.
+/// Opens `path` and reads it whole into `buf` (see [`read_fd`]), leaving the file open.
 pub fn read_file<'b, const N: usize>(path: &CStr, buf: &'b mut Buf<N>) -> Result<&'b [u8], Fault> {
-    let fd = ManuallyDrop::new(open(path).map_err(Fault::Open)?);
-    read_fd(&*fd, buf)
+    read_kept(open(path).map_err(Fault::Open)?, buf)
+}
+
+/// Reads the file `fd` whole into `buf` (see [`read_fd`]) and leaves it open for exit to
+/// close (see the module docs).
+pub fn read_kept<const N: usize>(fd: OwnedFd, buf: &mut Buf<N>) -> Result<&[u8], Fault> {
+    let text = read_fd(&fd, buf);
+    keep(fd);
+    text
 }
 
 /// Opens `path` and calls `each` with runs of whole lines (each run ends with `\n`, except
 /// the file's last line when it has none), reading through `buf`: one call per `read`
 /// rather than per line, so the caller can search a run at once. A line longer than `buf`
-/// is [`Fault::TooLarge`]. Stops at the first error `each` returns. Leaves the descriptor
-/// open, as [`read_file`] does.
+/// is [`Fault::TooLarge`]. Stops at the first error `each` returns. Leaves the file open, as
+/// [`read_file`] does.
 pub fn for_each_block<const N: usize>(
     path: &CStr,
     buf: &mut Buf<N>,
     mut each: impl FnMut(&[u8]) -> Result<(), Fault>,
 ) -> Result<(), Fault> {
-    let fd = ManuallyDrop::new(open(path).map_err(Fault::Open)?);
-    let fd = fd.as_fd();
+    let fd = open(path).map_err(Fault::Open)?;
+    let r = read_blocks(fd.as_fd(), buf, &mut each);
+    keep(fd);
+    r
+}
+
+fn read_blocks<const N: usize>(
+    fd: rustix::fd::BorrowedFd<'_>,
+    buf: &mut Buf<N>,
+    each: &mut impl FnMut(&[u8]) -> Result<(), Fault>,
+) -> Result<(), Fault> {
     buf.clear();
     loop {
         if buf.is_full() {

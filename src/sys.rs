@@ -1,6 +1,7 @@
 //! The only unsafe code in kubemem: calls into the C library for what rustix leaves to it
 //! in a program that links one (signal dispositions, the signal mask, signalfd, fork and
-//! execvp), and a stack buffer that is not zeroed before use.
+//! execvp), a stack buffer that is not zeroed before use, and the descriptors left open for
+//! exit.
 //!
 //! kubemem is single-threaded (it starts at the C `main` and spawns no thread), which the
 //! signal mask and fork below rely on.
@@ -10,7 +11,9 @@ use core::ffi::{c_char, c_int, CStr};
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use rustix::fd::{BorrowedFd, FromRawFd, OwnedFd};
+use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+
+use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
@@ -179,6 +182,36 @@ fn exec(argv: &Argv<'_>, exec_failed: impl FnOnce(Errno) -> u8) -> ! {
     let code = exec_failed(errno());
     // SAFETY: `_exit` ends the child at once, without the parent's atexit handlers.
     unsafe { libc::_exit(code.into()) }
+}
+
+/// How many descriptors stay open for exit to close (see `read`): a probe run opens at most
+/// 5 files plus 2 per visible ancestor.
+pub const KEPT: usize = 16;
+/// The kept descriptors, taken out of their `OwnedFd`s; -1 is a free slot.
+static KEPT_FDS: [AtomicI32; KEPT] = [const { AtomicI32::new(-1) }; KEPT];
+
+/// Leaves `fd` open in a free slot of the table, or closes it when the table is full.
+pub fn keep(fd: OwnedFd) {
+    let raw = fd.as_raw_fd();
+    if KEPT_FDS
+        .iter()
+        .any(|slot| slot.compare_exchange(-1, raw, Relaxed, Relaxed).is_ok())
+    {
+        let _ = fd.into_raw_fd();
+    }
+}
+
+/// Closes every kept descriptor.
+pub fn close_kept() {
+    for slot in &KEPT_FDS {
+        let raw = slot.swap(-1, Relaxed);
+        if raw >= 0 {
+            // SAFETY: only `keep` stores into the table, a descriptor it took out of an
+            // `OwnedFd` with `into_raw_fd`; the swap emptied the slot, so this is the one
+            // owner, and it closes the descriptor once.
+            drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        }
+    }
 }
 
 /// A fixed-capacity byte buffer whose unused tail stays uninitialised.

@@ -59,7 +59,9 @@ fn allocations_during_run(argv: &[&str]) -> (Exit, usize) {
         .open("/dev/null")
         .unwrap();
     let cfg = args.config(sink.as_fd(), sink.as_fd());
-    counted(|| kubemem::run(&cfg))
+    let exit = counted(|| kubemem::run(&cfg));
+    kubemem::sys::close_kept();
+    exit
 }
 
 /// A minimal cgroup v2 tree (a Kubernetes container with its own cgroup namespace).
