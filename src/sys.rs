@@ -267,11 +267,6 @@ impl<const N: usize> Buf<N> {
         self.len = 0;
     }
 
-    /// Shortens the contents to at most `len` bytes.
-    pub fn truncate(&mut self, len: usize) {
-        self.len = self.len.min(len);
-    }
-
     /// Appends all of `s`, or nothing when it does not fit.
     pub fn extend_from_slice(&mut self, s: &[u8]) -> Result<(), Full> {
         let end = self.len.checked_add(s.len()).ok_or(Full)?;
@@ -337,8 +332,6 @@ mod tests {
         assert_eq!(b.push(b'x'), Err(Full));
         b.consume(3);
         assert_eq!(b.as_bytes(), b"defgh");
-        b.truncate(2);
-        assert_eq!(b.as_bytes(), b"de");
         b.consume(10);
         assert!(b.is_empty());
     }

@@ -2,8 +2,8 @@
 # Exec-level benchmark: what one probe run costs as a process, against three C yardsticks,
 # all in one run on one machine. Run on demand (not in CI: timings are not assertions):
 #
-#   benches/exec/run.sh              # 1000 timed runs each
-#   RUNS=200 benches/exec/run.sh     # quicker, noisier
+#   benches/exec/run.sh              # 1000 timed runs each, in 5 rounds
+#   RUNS=200 ROUNDS=2 benches/exec/run.sh     # quicker, noisier
 #
 # Programs (built here, see the .c files beside this script):
 #   kubemem  the release binary from ./build.sh, healthy path, --warning 85 --failure 95
@@ -13,10 +13,11 @@
 #
 # The cgroup: as root on a cgroup v1 host, a fresh child of the memory hierarchy with a 1 GiB
 # limit, which this script joins so kubemem finds it as it would in a pod; anywhere else the
-# fixture tree tests/fixtures/k8s-v2-cgroupns (a pod's view of cgroup v2 with a namespace).
+# fixture tree tests/fixtures/k8s-v2-cgroupns (a pod's view of cgroup v2 with a namespace),
+# which CGROUP=fixture also selects.
 #
 # Measured per program: median wall time (hyperfine -N, pinned to one CPU when taskset is
-# there) and its ratios; system calls after execve (strace -f); peak RSS (/usr/bin/time
+# there) and its ratios, each the median over rounds; system calls after execve (strace -f); peak RSS (/usr/bin/time
 # %M, which includes the forked child before exec, so nothing reads below ~450 KiB); user
 # space instructions (callgrind, under `env -i`: glibc start-up reads every environment
 # variable, about 500 instructions each). The table goes to stdout and target/bench-exec/.
@@ -56,7 +57,7 @@ strip -s "$out/empty" "$out/floor" "$out/stdio"
 
 # Where the probe reads.
 v1_mount=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ { print $2; exit }' /proc/mounts)
-if [ "$(id -u)" = 0 ] && [ -n "$v1_mount" ] && [ -w "$v1_mount" ]; then
+if [ "${CGROUP:-real}" = real ] && [ "$(id -u)" = 0 ] && [ -n "$v1_mount" ] && [ -w "$v1_mount" ]; then
     dir=$v1_mount/kubemem-bench-$$
     mkdir "$dir"
     home=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ { print $3 }' /proc/self/cgroup)
@@ -91,16 +92,33 @@ pin=()
 if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
     pin=(taskset -c "$(($(nproc) - 1))")
 fi
-"${pin[@]}" hyperfine -N --style basic --warmup 100 --runs "$runs" \
-    --export-json "$out/hyperfine.json" "${cmd[@]/#/}" >"$out/hyperfine.txt" 2>&1 ||
-    { cat "$out/hyperfine.txt" >&2; exit 1; }
+# Rounds of hyperfine over all four, so that drift of a shared machine (seen here: one
+# program 25% slower from one minute to the next) hits every program in every round; each
+# ratio is the median of its per-round ratios.
+rounds=${ROUNDS:-5}
+for r in $(seq "$rounds"); do
+    "${pin[@]}" hyperfine -N --style basic --warmup 50 --runs $(((runs + rounds - 1) / rounds)) \
+        --export-json "$out/hyperfine-$r.json" "${cmd[@]/#/}" >"$out/hyperfine.txt" 2>&1 ||
+        { cat "$out/hyperfine.txt" >&2; exit 1; }
+done
+# shellcheck disable=SC2016 # python, not shell
+stats='import json, statistics, sys
+rounds, names, cmds = int(sys.argv[1]), sys.argv[2].split(), sys.argv[3:]
+med = [{n: r["median"] for n, c in zip(names, cmds) for r in
+        json.load(open(f"target/bench-exec/hyperfine-{i}.json"))["results"] if r["command"] == c}
+       for i in range(1, rounds + 1)]
+for n in names:
+    m = lambda f: statistics.median(f(x) for x in med)
+    print(n, f"{m(lambda x: x[n]) * 1e6:.0f}", *(f"{m(lambda x: x[n] / x[b]):.2f}"
+          for b in ("empty", "stdio", "floor")))'
+read_stats() { python3 -c "$stats" "$rounds" "${names[*]}" "${cmd[@]/#/}"; }
 
-declare -A median syscalls rss instr
+declare -A median x_empty x_stdio x_floor syscalls rss instr
+while read -r n m e st f; do
+    median[$n]=$m x_empty[$n]=$e x_stdio[$n]=$st x_floor[$n]=$f
+done < <(read_stats)
 for n in "${names[@]}"; do
     c=${cmd[$n]}
-    median[$n]=$(python3 -c 'import json,sys
-for r in json.load(open(sys.argv[1]))["results"]:
-    if r["command"] == sys.argv[2]: print(r["median"] * 1e6)' "$out/hyperfine.json" "$c")
     # shellcheck disable=SC2086
     strace -f -qq -o "$out/$n.strace" $c
     # One line per call; the first is the execve that starts the program.
@@ -112,15 +130,12 @@ for r in json.load(open(sys.argv[1]))["results"]:
         sed -n 's/.*Collected : *//p')
 done
 
-ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 {
-    echo "Exec benchmark: $(uname -r), $(nproc) CPUs, $runs runs each; cgroup: $where."
+    echo "Exec benchmark: $(uname -r), $(nproc) CPUs, $rounds rounds, $runs runs each; cgroup: $where."
     echo
     echo "| program | median µs | × empty | × stdio | × floor | syscalls | peak RSS KiB | instructions |"
     echo "|---|--:|--:|--:|--:|--:|--:|--:|"
     for n in "${names[@]}"; do
-        printf '| %s | %.0f | %s | %s | %s | %s | %s | %s |\n' "$n" "${median[$n]}" \
-            "$(ratio "${median[$n]}" "${median[empty]}")" "$(ratio "${median[$n]}" "${median[stdio]}")" \
-            "$(ratio "${median[$n]}" "${median[floor]}")" "${syscalls[$n]}" "${rss[$n]}" "${instr[$n]}"
+        echo "| $n | ${median[$n]} | ${x_empty[$n]} | ${x_stdio[$n]} | ${x_floor[$n]} | ${syscalls[$n]} | ${rss[$n]} | ${instr[$n]} |"
     done
 } | tee "$out/table.md"
