@@ -23,7 +23,7 @@ else
 fi
 
 fixtures=../tests/fixtures
-mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args}
+mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args,annotations}
 n=0
 while IFS= read -r -d '' f; do
     n=$((n + 1))
@@ -38,10 +38,12 @@ done < <(find "$fixtures" -type f -print0)
 for t in 85 85% 92.5 900Mi 1.5Gi 512M 2G 0.001Ki; do printf '%s' "$t" > "corpus/threshold/$t"; done
 printf -- '--warning\00085\0--failure\00095\0--logfile\0/proc/1/fd/1' > corpus/args/c-kubemem
 printf -- '-w\0900Mi\0-f\0001.5Gi\0-v\0--log-format\0json' > corpus/args/quantities
+cp ../tests/annotations/* corpus/annotations/
+printf 'kubemem.io/failure="\\x39\\065"\nx="\\a\\u00e9\\U0001f600"\n' > corpus/annotations/escapes
 printf -- 'run\0--warning-signal\0USR1\0--grace\0001.5s\0--interval\00020ms\0--\0sh\0-c\0exit 3' > corpus/args/run
 
 targets=("$@")
-[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args)
+[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args annotations)
 mkdir -p target/logs
 for target in "${targets[@]}"; do
     echo "== fuzz $target for ${FUZZ_SECONDS:-60} s"

@@ -9,9 +9,10 @@
 
 extern crate std;
 
-use std::string::String;
+use std::string::{String, ToString};
 use std::vec::Vec;
 
+use crate::annotations::{Annotations, Bad, Malformed};
 use crate::locate::{Selector, Version};
 use crate::parse::{self, Threshold};
 
@@ -232,5 +233,121 @@ pub fn args(data: &[u8]) {
     }
     if let (Threshold::Percent(w), Threshold::Percent(f)) = (a.warning, a.failure) {
         assert!(w <= f, "accepted warning above failure");
+    }
+}
+
+/// The annotations file the obvious way: split into lines, each split at its first `=`, the
+/// value unquoted into a `Vec` with the escapes of Go's `strconv.Unquote`, then the same
+/// rules as [`crate::annotations`] (an error names the first bad line). Only the last step
+/// (from each key's threshold to the result) is shared with the parser.
+pub fn naive_annotations(data: &[u8]) -> Result<Annotations, Malformed> {
+    use crate::annotations::Key;
+    let keys = [Key::Warning, Key::Failure, Key::PreOomKiller];
+    let mut found: [Option<(Threshold, u32)>; 3] = [None; 3];
+    for (i, line) in data.split(|&c| c == b'\n').enumerate() {
+        let n = i as u32 + 1;
+        let fail = |bad| Err(Malformed { line: n, bad });
+        if line.is_empty() {
+            continue;
+        }
+        let (key, rest) = match line.iter().position(|&c| c == b'=') {
+            Some(0) | None => return fail(Bad::NoKey),
+            Some(eq) => (&line[..eq], &line[eq + 1..]),
+        };
+        let Some(quoted) = rest.strip_prefix(b"\"") else {
+            return fail(Bad::NotQuoted);
+        };
+        let value = match naive_unquote(quoted) {
+            Ok((value, [])) => value,
+            Ok(_) => return fail(Bad::TrailingData),
+            Err(bad) => return fail(bad),
+        };
+        let Some(&k) = keys.iter().find(|k| k.name().as_bytes() == key) else {
+            continue;
+        };
+        if value.len() > crate::annotations::VALUE_MAX {
+            return fail(Bad::TooLong(k));
+        }
+        let t = match parse::parse_threshold(&value) {
+            Ok(t) => t,
+            Err(e) => return fail(Bad::Threshold(k, e)),
+        };
+        if k == Key::PreOomKiller && !matches!(t, Threshold::Percent(_)) {
+            return fail(Bad::NotAPercent(k));
+        }
+        if found[k as usize].is_some() {
+            return fail(Bad::Duplicate(k));
+        }
+        found[k as usize] = Some((t, n));
+    }
+    // The last step, from what each key set, is the parser's own.
+    crate::annotations::conclude(found)
+}
+
+/// Go's unquoting of a double-quoted string whose opening quote is already gone: the value
+/// and what follows the closing quote.
+fn naive_unquote(s: &[u8]) -> Result<(Vec<u8>, &[u8]), Bad> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    // The digits of a numeric escape: past the line's end it is unterminated, a wrong digit
+    // is a bad escape.
+    let number = |from: usize, count: usize, radix: u32, mut v: u32| -> Result<u32, Bad> {
+        for j in from..from + count {
+            let c = *s.get(j).ok_or(Bad::Unterminated)?;
+            v = v * radix + char::from(c).to_digit(radix).ok_or(Bad::Escape)?;
+        }
+        Ok(v)
+    };
+    while i < s.len() {
+        let c = s[i];
+        i += 1;
+        match c {
+            b'"' => return Ok((out, &s[i..])),
+            b'\\' => {
+                let e = *s.get(i).ok_or(Bad::Unterminated)?;
+                i += 1;
+                let simple = b"a\x07b\x08f\x0cn\nr\rt\tv\x0b\\\\\"\"";
+                if let Some(pair) = simple.chunks(2).find(|p| p[0] == e) {
+                    out.push(pair[1]);
+                    continue;
+                }
+                let (count, radix, first): (usize, u32, u32) = match e {
+                    b'x' => (2, 16, 0),
+                    b'u' => (4, 16, 0),
+                    b'U' => (8, 16, 0),
+                    b'0'..=b'7' => (2, 8, u32::from(e - b'0')),
+                    _ => return Err(Bad::Escape),
+                };
+                let v = number(i, count, radix, first)?;
+                i += count;
+                match e {
+                    b'u' | b'U' => {
+                        let ch = char::from_u32(v).ok_or(Bad::Escape)?;
+                        out.extend_from_slice(ch.to_string().as_bytes());
+                    }
+                    _ => out.push(u8::try_from(v).map_err(|_| Bad::Escape)?),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Err(Bad::Unterminated)
+}
+
+/// The annotations parser agrees with [`naive_annotations`], and gives the same result
+/// whether the file comes whole, in three pieces split anywhere, or a byte at a time (as
+/// `read` may return it).
+pub fn annotations(data: &[u8]) {
+    let whole = crate::annotations::parse(data);
+    assert_eq!(whole, naive_annotations(data), "parser and oracle disagree");
+    let (a, b) = (data.len() / 3, data.len() * 2 / 3);
+    for pieces in [
+        &[&data[..a], &data[a..b], &data[b..]][..],
+        &data.chunks(1).collect::<Vec<_>>()[..],
+    ] {
+        let mut p = crate::annotations::Parser::new();
+        let fed = pieces.iter().try_for_each(|piece| p.feed(piece));
+        let result = fed.and_then(|()| p.finish());
+        assert_eq!(result, whole, "in {} pieces", pieces.len());
     }
 }

@@ -18,6 +18,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod annotations;
 pub mod args;
 pub mod check;
 pub mod decide;

@@ -94,6 +94,32 @@ pub fn for_each_block<const N: usize>(
     r
 }
 
+/// Opens `path` and calls `each` with what each `read` returns, through `buf`, until the end
+/// of the file: for a parser that keeps its own state between pieces (the annotations file),
+/// so that neither the file nor one of its lines has to fit `buf`. Stops at the first error
+/// `each` returns. Leaves the file open, as [`read_file`] does.
+pub fn for_each_chunk<const N: usize, E: From<Fault>>(
+    path: &CStr,
+    buf: &mut Buf<N>,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let fd = open(path).map_err(Fault::Open)?;
+    let r = loop {
+        buf.clear();
+        match buf.read_from(fd.as_fd(), None) {
+            Err(e) => break Err(Fault::Read(e).into()),
+            Ok(0) => break Ok(()),
+            Ok(_) => {
+                if let Err(e) = each(buf.as_bytes()) {
+                    break Err(e);
+                }
+            }
+        }
+    };
+    keep(fd);
+    r
+}
+
 fn read_blocks<const N: usize>(
     fd: rustix::fd::BorrowedFd<'_>,
     buf: &mut Buf<N>,

@@ -1,5 +1,6 @@
 //! Replays the fuzz targets' seeds through the same checks on stable: every kernel file in
-//! the fixture trees, a table of thresholds and command lines, and every kept crash case in
+//! the fixture trees, the annotations files in `tests/annotations/`, a table of thresholds,
+//! command lines and annotation lines, and every kept crash case in
 //! `fuzz/regressions/<target>/`. `fuzz/seed.sh` builds the fuzzers' corpora from the same
 //! sources.
 
@@ -49,6 +50,7 @@ fn fixture_files_through_every_parser_check() {
         check::stat(&data);
         check::proc_cgroup(&data);
         check::threshold(&data);
+        check::annotations(&data);
         seen[3] += 1;
     }
     assert!(
@@ -102,6 +104,28 @@ fn threshold_and_argv_seeds() {
 }
 
 #[test]
+fn annotations_seeds() {
+    let mut all = Vec::new();
+    files(&repo("tests/annotations"), &mut all);
+    assert!(all.len() >= 4, "too few annotations files: {all:?}");
+    for path in &all {
+        check::annotations(&fs::read(path).unwrap());
+    }
+    for text in [
+        "kubemem.io/failure=\"95\"\nkubemem.io/warning=\"85\"",
+        "pre-oom-killer.v1alpha1.k8s.io/memory-usage-threshold=\"80\"\n",
+        "kubemem.io/failure=\"\\x39\\065\"\nx=\"\\a\\u00e9\\U0001f600\\377\"",
+        "a=\"\\ud800\"",
+        "a=\"1\nb",
+        "=\"\"",
+        "kubemem.io/warning=\"2Gi\"\nkubemem.io/failure=\"1Gi\"",
+        "",
+    ] {
+        check::annotations(text.as_bytes());
+    }
+}
+
+#[test]
 fn kept_crash_cases() {
     let dir = repo("fuzz/regressions");
     for target in fs::read_dir(&dir).unwrap() {
@@ -116,6 +140,7 @@ fn kept_crash_cases() {
             "mountinfo" => check::mountinfo,
             "threshold" => check::threshold,
             "args" => check::args,
+            "annotations" => check::annotations,
             other => panic!("fuzz/regressions/{other}: no such target"),
         };
         for case in fs::read_dir(&target).unwrap() {
