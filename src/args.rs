@@ -54,6 +54,13 @@ Options:
       --log-format <logfmt|json>
                                (default logfmt)
       --on-error <fail|pass>   exit 2 (default) or 0 when memory cannot be measured
+      --annotations <FILE>     read the pod's annotations from a downward API file:
+                               kubemem.io/warning and kubemem.io/failure (THRESHOLD)
+                               override -w and -f; pre-oom-killer's
+                               pre-oom-killer.v1alpha1.k8s.io/memory-usage-threshold
+                               (a percent) is the failure threshold when
+                               kubemem.io/failure is absent. Exit 3 when the file
+                               cannot be read or a line is malformed
   -v, --verbose                log a line on every run, also when healthy (run:
                                also when usage falls back below a threshold)
   -h, --help                   print this help
@@ -74,7 +81,7 @@ use with a Kubernetes unit (900Mi, 1.5Gi, 512M, 2G; Ki Mi Gi Ti, k M G T).
 Exit codes:
   0  below the failure threshold (warnings are logged)
   2  memory cannot be measured (0 with --on-error pass); the error goes to stderr
-  3  usage error
+  3  usage error, or an --annotations file that cannot be read or is malformed
   4  at or above the failure threshold
 kubemem run exits with CMD's status, or before starting CMD with 2 (memory
 cannot be measured; with --on-error pass CMD runs unguarded), 3 (usage), 125
@@ -93,6 +100,7 @@ pub struct Args {
     pub format: Format,
     pub on_error: OnError,
     pub verbose: bool,
+    pub annotations: Option<CString>,
 }
 
 /// `kubemem run`'s own options and the command it starts.
@@ -161,6 +169,7 @@ impl Args {
             format: self.format,
             on_error: self.on_error,
             verbose: self.verbose,
+            annotations: self.annotations.as_deref(),
             out,
             err,
         }
@@ -179,6 +188,7 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         format: Format::Logfmt,
         on_error: OnError::Fail,
         verbose: false,
+        annotations: None,
     };
     let mut run: Option<RunArgs> = None;
     let mut first = true;
@@ -192,10 +202,10 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                 args.failure = number("--failure", value(&mut p)?, parse_threshold, &THRESHOLD)?
             }
             Arg::Short('l') | Arg::Long("logfile") => {
-                let v = path("--logfile", value(&mut p)?)?;
-                args.logfile = Some(
-                    CString::new(v).map_err(|_| UsageError::new(&[b"--logfile: NUL in path"]))?,
-                );
+                args.logfile = Some(c_path("--logfile", value(&mut p)?)?)
+            }
+            Arg::Long("annotations") => {
+                args.annotations = Some(c_path("--annotations", value(&mut p)?)?)
             }
             Arg::Long("usage") => {
                 args.usage = choice(
@@ -389,6 +399,11 @@ fn path(flag: &str, v: OsString) -> Result<Vec<u8>, UsageError> {
     }
 }
 
+/// A path for `open`: not empty, no NUL.
+fn c_path(flag: &str, v: OsString) -> Result<CString, UsageError> {
+    CString::new(path(flag, v)?).map_err(|_| UsageError::new(&[flag.as_bytes(), b": NUL in path"]))
+}
+
 fn choice<T: Copy>(flag: &str, v: OsString, options: &[(&[u8], T)]) -> Result<T, UsageError> {
     if let Some((_, t)) = options.iter().find(|(name, _)| *name == v.as_bytes()) {
         return Ok(*t);
@@ -467,6 +482,7 @@ mod tests {
             (Usage::WorkingSet, Format::Logfmt, OnError::Fail, false)
         );
         assert_eq!((a.logfile, a.cgroup, a.root), (None, None, vec![]));
+        assert_eq!(a.annotations, None);
     }
 
     #[test]
@@ -508,7 +524,10 @@ mod tests {
             "--on-error",
             "pass",
             "-v",
+            "--annotations",
+            "/etc/podinfo/annotations",
         ]);
+        assert_eq!(a.annotations.as_deref(), Some(c"/etc/podinfo/annotations"));
         assert_eq!(a.warning, Threshold::Bytes(900 << 20));
         assert_eq!(a.failure, Threshold::Bytes(3 << 29));
         assert_eq!(
@@ -565,6 +584,11 @@ mod tests {
             "--verbose takes no value, got 'yes'"
         );
         assert_eq!(err(&["--root", ""]), "--root: empty path");
+        assert_eq!(err(&["--annotations", ""]), "--annotations: empty path");
+        assert_eq!(
+            err(&["--annotations", "a\0b"]),
+            "--annotations: NUL in path"
+        );
     }
 
     #[test]

@@ -73,6 +73,8 @@ pub struct Config<'a> {
     pub format: Format,
     pub on_error: OnError,
     pub verbose: bool,
+    /// `--annotations`: a downward API annotations file whose thresholds override the flags.
+    pub annotations: Option<&'a CStr>,
     /// Where verdict lines go (standard output in the binary).
     pub out: BorrowedFd<'a>,
     /// Where error lines go (standard error in the binary).
@@ -81,6 +83,10 @@ pub struct Config<'a> {
 
 /// Runs the probe once: locate, measure, decide, report. Allocation-free.
 pub fn run(cfg: &Config<'_>) -> Exit {
+    let cfg = &match annotated(cfg) {
+        Ok(cfg) => cfg,
+        Err(exit) => return exit,
+    };
     let mut loc = locate::Location::new();
     let located = match cfg.cgroup {
         Some(dir) => locate::given(dir, &mut loc),
@@ -108,6 +114,35 @@ pub fn run(cfg: &Config<'_>) -> Exit {
                 OnError::Fail => Exit::CannotMeasure,
                 OnError::Pass => Exit::Ok,
             }
+        }
+    }
+}
+
+/// `cfg` with the thresholds of its `--annotations` file, which override the flags' (no
+/// system call without one). A file that cannot be read or has a malformed line is a usage
+/// error, reported as one line naming the file and the line.
+pub fn annotated<'a>(cfg: &Config<'a>) -> Result<Config<'a>, Exit> {
+    match cfg.annotations {
+        None => Ok(*cfg),
+        Some(path) => read_annotations(cfg, path),
+    }
+}
+
+/// The work of [`annotated`], out of line and marked cold so that the compiler places it
+/// away from the probe's path: the pages a run without `--annotations` touches stay the same.
+#[cold]
+#[inline(never)]
+fn read_annotations<'a>(cfg: &Config<'a>, path: &CStr) -> Result<Config<'a>, Exit> {
+    match annotations::read(path) {
+        Ok(a) => Ok(Config {
+            warning: a.warning.unwrap_or(cfg.warning),
+            failure: a.failure.unwrap_or(cfg.failure),
+            ..*cfg
+        }),
+        Err(e) => {
+            let line = report::annotations_error(cfg, path, e);
+            report::emit_error(cfg, &line);
+            Err(Exit::Usage)
         }
     }
 }

@@ -12,6 +12,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
+use crate::annotations;
 use crate::decide::{per_mille, Level};
 use crate::error::{errno_name, Error, Fault};
 use crate::locate::Location;
@@ -366,15 +367,40 @@ pub fn error(cfg: &Config<'_>, loc: &Location, e: Error) -> Line {
     let mut line = Line::new(cfg.format);
     line.word("level", b"error");
     line.path("file", file);
-    reason(&mut line, e);
+    reason(&mut line, e.fault);
     line.finish();
     line
 }
 
-fn reason(line: &mut Line, e: Error) {
+/// The error line of an `--annotations` file: `level=error file=<path> line=<n>
+/// error="<key>: <reason>"` for a malformed line, without `line` when the file cannot be
+/// read.
+pub fn annotations_error(cfg: &Config<'_>, path: &CStr, e: annotations::Error) -> Line {
+    let mut line = Line::new(cfg.format);
+    line.word("level", b"error");
+    line.path("file", path.to_bytes());
+    match e {
+        annotations::Error::File(fault) => reason(&mut line, fault),
+        annotations::Error::Malformed(m) => {
+            line.num("line", m.line.into());
+            line.key("error");
+            line.push(b"\"");
+            if let Some(key) = m.bad.key() {
+                line.push(key.name().as_bytes());
+                line.push(b": ");
+            }
+            line.push(m.bad.reason().as_bytes());
+            line.push(b"\"");
+        }
+    }
+    line.finish();
+    line
+}
+
+fn reason(line: &mut Line, fault: Fault) {
     line.key("error");
     line.push(b"\"");
-    match e.fault {
+    match fault {
         Fault::Open(errno) => errno_reason(line, b"cannot open: ", errno),
         Fault::Read(errno) => errno_reason(line, b"cannot read: ", errno),
         Fault::TooLarge => line.push(b"larger than kubemem's buffer for it"),

@@ -70,6 +70,11 @@ const BLOCKED: [Signal; FORWARDED.len() + 3] = {
 /// Runs CMD under supervision and returns the exit status for kubemem: CMD's (128 + N when
 /// signal N ended it), or one of [`Exit`]'s when CMD could not be started.
 pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
+    // The pod's annotations are read once, before CMD starts.
+    let cfg = &match crate::annotated(cfg) {
+        Ok(cfg) => cfg,
+        Err(exit) => return exit as u8,
+    };
     // SIGCHLD inherited as ignored would have the kernel reap CMD and lose its status.
     sys::default_disposition(Signal::CHILD);
     let signals = match sys::signalfd(&BLOCKED) {

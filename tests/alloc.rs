@@ -1,7 +1,8 @@
 //! "No heap allocation after argument parsing", checked: a counting global allocator wraps
 //! the system one, arguments are parsed first, then every allocation made by `kubemem::run`
 //! on this thread fails the test. Covers the healthy, warning, failure (with a logfile and
-//! JSON), error and real-cgroup paths, and one sample of the supervisor's sampler.
+//! JSON, with annotations), error and real-cgroup paths, and one sample of the
+//! supervisor's sampler.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -101,6 +102,11 @@ fn no_allocation_after_argument_parsing() {
     let full = v2_tree("full", 1 << 30);
     let full_cgroup = full.join("sys/fs/cgroup");
     let log = std::env::temp_dir().join(format!("kubemem-alloc-{}.log", std::process::id()));
+    let kubelet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/annotations/kubelet");
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/annotations/bad-threshold"
+    );
     let cases: &[(&[&str], Exit)] = &[
         (&["--root", s(&healthy)], Exit::Ok),
         (&["--root", s(&healthy), "-v"], Exit::Ok),
@@ -127,6 +133,12 @@ fn no_allocation_after_argument_parsing() {
             Exit::Failure,
         ),
         (&["--root", "/nonexistent"], Exit::CannotMeasure),
+        // The annotations file read in pieces.
+        (
+            &["--root", s(&full), "--annotations", kubelet],
+            Exit::Failure,
+        ),
+        (&["--root", s(&healthy), "--annotations", bad], Exit::Usage),
         (&["--root", "/nonexistent", "--on-error", "pass"], Exit::Ok),
         // This machine's own cgroup, whatever it is.
         (&["-v"], Exit::Ok),

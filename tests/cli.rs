@@ -786,6 +786,7 @@ fn help_and_version() {
             "{}",
             o.ctx()
         );
+        assert!(o.stdout.contains("--annotations <FILE>"), "{}", o.ctx());
     }
     for flag in ["--version", "-V"] {
         let o = run(None, &[flag]);
@@ -1202,4 +1203,109 @@ fn every_output_line_is_under_400_bytes() {
         }
     }
     assert!(n >= 3 * 30, "expected the fixture set, ran {n}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// --annotations (tests/annotations/; k8s-v2-cgroupns is at 47.2%)
+
+fn annotations(name: &str) -> String {
+    format!("{}/tests/annotations/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn annotations_override_the_flags() {
+    // kubelet's file (6.7 KB, longer than one read): warning 80, failure 92.5; flags that the
+    // file overrides would fail.
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &[
+            "-w",
+            "10",
+            "-f",
+            "20",
+            "--annotations",
+            &annotations("kubelet"),
+        ],
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (0, "", ""),
+        "{}",
+        o.ctx()
+    );
+    let rows = [
+        ("kubelet", ["10", "20"], "-v", 0, ["ok", "80%", "92.5%"]),
+        // pre-oom-killer's percent (45) is the failure threshold; the warning stays the flag's.
+        (
+            "pre-oom-killer",
+            ["30", "95"],
+            "",
+            4,
+            ["failure", "30%", "45%"],
+        ),
+        // A file without our keys leaves the flags alone.
+        ("empty", ["40", "95"], "", 0, ["warning", "40%", "95%"]),
+    ];
+    for (file, [w, f], extra, code, [level, warning, failure]) in rows {
+        let file = annotations(file);
+        let mut args = vec!["-w", w, "-f", f, "--annotations", &file];
+        args.extend([extra].iter().filter(|a| !a.is_empty()));
+        let want = [("level", level), ("warning", warning), ("failure", failure)];
+        expect_line(
+            &run(Some("k8s-v2-cgroupns"), &args),
+            code,
+            &want.map(|(k, v)| (k, v.to_string())),
+        );
+    }
+}
+
+#[test]
+fn a_bad_annotations_file_is_a_usage_error_naming_the_line() {
+    let missing = tmp_path("no-annotations");
+    let rows = [
+        (
+            annotations("bad-threshold"),
+            "line=2 error=\"kubemem.io/failure: unknown unit\"",
+        ),
+        (
+            annotations("unterminated"),
+            "line=2 error=\"value without its closing double quote\"",
+        ),
+        (
+            missing.to_str().unwrap().to_string(),
+            "error=\"cannot open: no such file or directory\"",
+        ),
+    ];
+    for (file, want) in rows {
+        // --on-error pass is about measuring; a wrong configuration still fails.
+        for extra in [&[][..], &["--on-error", "pass"][..]] {
+            let mut args = vec!["--annotations", &file];
+            args.extend(extra);
+            let o = run(Some("k8s-v2-cgroupns"), &args);
+            assert_eq!(o.code, 3, "{}", o.ctx());
+            assert!(o.stdout.is_empty(), "{}", o.ctx());
+            assert_eq!(
+                o.stderr,
+                format!("level=error file={file} {want}\n"),
+                "{}",
+                o.ctx()
+            );
+        }
+    }
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &[
+            "--annotations",
+            &annotations("bad-threshold"),
+            "--log-format",
+            "json",
+        ],
+    );
+    assert_eq!(o.code, 3, "{}", o.ctx());
+    assert!(
+        o.stderr
+            .ends_with(",\"line\":2,\"error\":\"kubemem.io/failure: unknown unit\"}\n"),
+        "{}",
+        o.ctx()
+    );
 }

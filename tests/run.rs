@@ -591,3 +591,18 @@ fn sigkill_after_the_grace_period_when_cmd_ignores_the_signal() {
         ]
     );
 }
+
+#[test]
+fn a_malformed_annotations_file_stops_run_before_cmd() {
+    let dir = TempDir::new("bad-annotations");
+    let annotations = dir.path("annotations");
+    fs::write(&annotations, "kubemem.io/failure=\"95\nx=\"1\"").unwrap();
+    let args = ["--annotations", annotations.to_str().unwrap()];
+    let (code, stdout, stderr) = run(&args, &["sh", "-c", "echo started"]);
+    assert_eq!((code, stdout.as_str()), (3, ""), "{stderr}");
+    let want = format!(
+        "level=error file={} line=1 error=\"value without its closing double quote\"\n",
+        annotations.display()
+    );
+    assert_eq!(stderr, want);
+}
