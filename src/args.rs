@@ -61,6 +61,10 @@ Options:
                                (a percent) is the failure threshold when
                                kubemem.io/failure is absent. Exit 3 when the file
                                cannot be read or a line is malformed
+      --termination-log <PATH> when the probe fails, also write its line to PATH,
+                               replacing what was there (Kubernetes shows it as the
+                               restarted container's last state: /dev/termination-log);
+                               run: when it sends --signal and SIGKILL
   -v, --verbose                log a line on every run, also when healthy (run:
                                also when usage falls back below a threshold)
   -h, --help                   print this help
@@ -101,6 +105,7 @@ pub struct Args {
     pub on_error: OnError,
     pub verbose: bool,
     pub annotations: Option<CString>,
+    pub termination_log: Option<CString>,
 }
 
 /// `kubemem run`'s own options and the command it starts.
@@ -170,6 +175,7 @@ impl Args {
             on_error: self.on_error,
             verbose: self.verbose,
             annotations: self.annotations.as_deref(),
+            termination_log: self.termination_log.as_deref(),
             out,
             err,
         }
@@ -189,6 +195,7 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         on_error: OnError::Fail,
         verbose: false,
         annotations: None,
+        termination_log: None,
     };
     let mut run: Option<RunArgs> = None;
     let mut first = true;
@@ -206,6 +213,9 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
             }
             Arg::Long("annotations") => {
                 args.annotations = Some(c_path("--annotations", value(&mut p)?)?)
+            }
+            Arg::Long("termination-log") => {
+                args.termination_log = Some(c_path("--termination-log", value(&mut p)?)?)
             }
             Arg::Long("usage") => {
                 args.usage = choice(
@@ -482,7 +492,7 @@ mod tests {
             (Usage::WorkingSet, Format::Logfmt, OnError::Fail, false)
         );
         assert_eq!((a.logfile, a.cgroup, a.root), (None, None, vec![]));
-        assert_eq!(a.annotations, None);
+        assert_eq!((a.annotations, a.termination_log), (None, None));
     }
 
     #[test]
@@ -526,8 +536,15 @@ mod tests {
             "-v",
             "--annotations",
             "/etc/podinfo/annotations",
+            "--termination-log=/dev/termination-log",
         ]);
-        assert_eq!(a.annotations.as_deref(), Some(c"/etc/podinfo/annotations"));
+        assert_eq!(
+            (a.annotations.as_deref(), a.termination_log.as_deref()),
+            (
+                Some(c"/etc/podinfo/annotations"),
+                Some(c"/dev/termination-log")
+            )
+        );
         assert_eq!(a.warning, Threshold::Bytes(900 << 20));
         assert_eq!(a.failure, Threshold::Bytes(3 << 29));
         assert_eq!(
@@ -586,8 +603,8 @@ mod tests {
         assert_eq!(err(&["--root", ""]), "--root: empty path");
         assert_eq!(err(&["--annotations", ""]), "--annotations: empty path");
         assert_eq!(
-            err(&["--annotations", "a\0b"]),
-            "--annotations: NUL in path"
+            err(&["--termination-log", "a\0b"]),
+            "--termination-log: NUL in path"
         );
     }
 

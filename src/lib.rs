@@ -75,13 +75,16 @@ pub struct Config<'a> {
     pub verbose: bool,
     /// `--annotations`: a downward API annotations file whose thresholds override the flags.
     pub annotations: Option<&'a CStr>,
+    /// `--termination-log`: where the line of a failed probe also goes.
+    pub termination_log: Option<&'a CStr>,
     /// Where verdict lines go (standard output in the binary).
     pub out: BorrowedFd<'a>,
     /// Where error lines go (standard error in the binary).
     pub err: BorrowedFd<'a>,
 }
 
-/// Runs the probe once: locate, measure, decide, report. Allocation-free.
+/// Runs the probe once: locate, measure, decide, report. Allocation-free. When the probe
+/// fails (exit 4, or 2 and 3 before a verdict), its line also goes to the termination log.
 pub fn run(cfg: &Config<'_>) -> Exit {
     let cfg = &match annotated(cfg) {
         Ok(cfg) => cfg,
@@ -101,7 +104,11 @@ pub fn run(cfg: &Config<'_>) -> Exit {
         Ok(sample) => {
             let level = decide::decide(sample.used, sample.limit, cfg.warning, cfg.failure);
             if level != Level::Ok || cfg.verbose {
-                report::emit(cfg, &report::verdict(cfg, &loc, &sample, level), level);
+                let line = report::verdict(cfg, &loc, &sample, level);
+                report::emit(cfg, &line, level);
+                if level == Level::Failure {
+                    report::terminate(cfg, &line);
+                }
             }
             match level {
                 Level::Failure => Exit::Failure,
@@ -109,9 +116,13 @@ pub fn run(cfg: &Config<'_>) -> Exit {
             }
         }
         Err(e) => {
-            report::emit_error(cfg, &report::error(cfg, &loc, e));
+            let line = report::error(cfg, &loc, e);
+            report::emit_error(cfg, &line);
             match cfg.on_error {
-                OnError::Fail => Exit::CannotMeasure,
+                OnError::Fail => {
+                    report::terminate(cfg, &line);
+                    Exit::CannotMeasure
+                }
                 OnError::Pass => Exit::Ok,
             }
         }
@@ -120,7 +131,8 @@ pub fn run(cfg: &Config<'_>) -> Exit {
 
 /// `cfg` with the thresholds of its `--annotations` file, which override the flags' (no
 /// system call without one). A file that cannot be read or has a malformed line is a usage
-/// error, reported as one line naming the file and the line.
+/// error, reported as one line naming the file and the line, also to the termination log:
+/// the probe fails, and its pod should say why.
 pub fn annotated<'a>(cfg: &Config<'a>) -> Result<Config<'a>, Exit> {
     match cfg.annotations {
         None => Ok(*cfg),
@@ -142,6 +154,7 @@ fn read_annotations<'a>(cfg: &Config<'a>, path: &CStr) -> Result<Config<'a>, Exi
         Err(e) => {
             let line = report::annotations_error(cfg, path, e);
             report::emit_error(cfg, &line);
+            report::terminate(cfg, &line);
             Err(Exit::Usage)
         }
     }

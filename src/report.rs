@@ -475,17 +475,51 @@ pub fn emit(cfg: &Config<'_>, line: &Line, level: Level) {
     let fd = match logged {
         Ok(fd) => Some(fd),
         Err((what, errno, fd)) => {
-            let mut err = Line::new(cfg.format);
-            err.word("level", b"error");
-            err.path("file", path.to_bytes());
-            errno_value(&mut err, what, errno);
-            err.finish();
+            let err = file_error(cfg.format, path.to_bytes(), what, errno);
             let _ = write_all(cfg.err, err.as_bytes());
             fd
         }
     };
     if level == Level::Failure && !fd.is_some_and(|fd| same_file(fd.as_fd(), cfg.out)) {
         let _ = write_all(cfg.out, line.as_bytes());
+    }
+}
+
+/// `level=error file=<path> error="<what><reason>"`: a file kubemem writes (the logfile, the
+/// termination log) could not be opened or written.
+pub fn file_error(format: Format, path: &[u8], what: &[u8], errno: Errno) -> Line {
+    let mut line = Line::new(format);
+    line.word("level", b"error");
+    line.path("file", path);
+    errno_value(&mut line, what, errno);
+    line.finish();
+    line
+}
+
+/// Writes `line` to `--termination-log`, if given: the line that says why the probe failed
+/// (or why `kubemem run` signalled CMD), which kubelet shows as the message of the restarted
+/// container's last state. It replaces the file (`O_TRUNC`: the newest reason, not a
+/// history) and leaves out the newline, since the file holds one message, not a log; it is
+/// under [`LINE_MAX`], far below kubelet's 4096 bytes. A file that cannot be written is
+/// reported on stderr and changes nothing else, as with the logfile.
+#[cold]
+pub fn terminate(cfg: &Config<'_>, line: &Line) {
+    let Some(path) = cfg.termination_log else {
+        return;
+    };
+    crate::sys::ignore_sigpipe();
+    let text = line.as_bytes();
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let failed = match rustix::fs::open(path, flags, Mode::from_raw_mode(0o644)) {
+        Err(e) => Some((b"cannot open termination log: ".as_slice(), e)),
+        Ok(fd) => write_all(fd.as_fd(), text)
+            .err()
+            .map(|e| (b"cannot write termination log: ".as_slice(), e)),
+    };
+    if let Some((what, errno)) = failed {
+        let err = file_error(cfg.format, path.to_bytes(), what, errno);
+        let _ = write_all(cfg.err, err.as_bytes());
     }
 }
 

@@ -85,9 +85,13 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
     let sampler = match open_sampler(cfg, &mut loc) {
         Ok(s) => Some(s),
         Err(e) => {
-            report::emit_error(cfg, &report::error(cfg, &loc, e));
+            let line = report::error(cfg, &loc, e);
+            report::emit_error(cfg, &line);
             match cfg.on_error {
-                OnError::Fail => return Exit::CannotMeasure as u8,
+                OnError::Fail => {
+                    report::terminate(cfg, &line);
+                    return Exit::CannotMeasure as u8;
+                }
                 OnError::Pass => None,
             }
         }
@@ -368,9 +372,15 @@ impl Supervisor<'_> {
         self.send(Signal::KILL);
     }
 
+    /// Logs what a sample made kubemem do. When it signals CMD to end it (`--signal` at the
+    /// failure threshold, then SIGKILL), the line also replaces the termination log, so the
+    /// container's last state says why it ended.
     fn log(&self, s: &Sample, level: Level, action: Action) {
         let line = report::action(self.cfg, self.loc, s, level, action, self.child);
         report::emit(self.cfg, &line, level);
+        if level == Level::Failure && action.signal().is_some() {
+            report::terminate(self.cfg, &line);
+        }
     }
 
     /// Sends `sig` to the process group CMD leads, so that its own children see it too, or

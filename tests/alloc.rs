@@ -1,8 +1,8 @@
 //! "No heap allocation after argument parsing", checked: a counting global allocator wraps
 //! the system one, arguments are parsed first, then every allocation made by `kubemem::run`
 //! on this thread fails the test. Covers the healthy, warning, failure (with a logfile and
-//! JSON, with annotations), error and real-cgroup paths, and one sample of the
-//! supervisor's sampler.
+//! JSON, with annotations and a termination log), error and real-cgroup paths, and one
+//! sample of the supervisor's sampler.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -102,6 +102,7 @@ fn no_allocation_after_argument_parsing() {
     let full = v2_tree("full", 1 << 30);
     let full_cgroup = full.join("sys/fs/cgroup");
     let log = std::env::temp_dir().join(format!("kubemem-alloc-{}.log", std::process::id()));
+    let end = std::env::temp_dir().join(format!("kubemem-alloc-{}.end", std::process::id()));
     let kubelet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/annotations/kubelet");
     let bad = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -133,9 +134,16 @@ fn no_allocation_after_argument_parsing() {
             Exit::Failure,
         ),
         (&["--root", "/nonexistent"], Exit::CannotMeasure),
-        // The annotations file read in pieces.
+        // The annotations file read in pieces, and the termination log written.
         (
-            &["--root", s(&full), "--annotations", kubelet],
+            &[
+                "--root",
+                s(&full),
+                "--annotations",
+                kubelet,
+                "--termination-log",
+                s(&end),
+            ],
             Exit::Failure,
         ),
         (&["--root", s(&healthy), "--annotations", bad], Exit::Usage),
@@ -164,6 +172,7 @@ fn no_allocation_after_argument_parsing() {
         fs::remove_dir_all(dir).unwrap();
     }
     let _ = fs::remove_file(log);
+    let _ = fs::remove_file(end);
 }
 
 #[test]

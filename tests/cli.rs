@@ -786,7 +786,12 @@ fn help_and_version() {
             "{}",
             o.ctx()
         );
-        assert!(o.stdout.contains("--annotations <FILE>"), "{}", o.ctx());
+        assert!(
+            o.stdout.contains("--annotations <FILE>")
+                && o.stdout.contains("--termination-log <PATH>"),
+            "{}",
+            o.ctx()
+        );
     }
     for flag in ["--version", "-V"] {
         let o = run(None, &[flag]);
@@ -1308,4 +1313,94 @@ fn a_bad_annotations_file_is_a_usage_error_naming_the_line() {
         "{}",
         o.ctx()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// --termination-log
+
+#[test]
+fn termination_log_holds_the_line_of_a_failed_probe() {
+    let log = tmp_path("termination-log");
+    let logs = log.to_str().unwrap();
+    let older = "an older message, longer than the line that replaces it ".repeat(20);
+    let reset = || std::fs::write(&log, &older).unwrap();
+
+    // Failure: the verdict line, replacing the file, without its newline.
+    reset();
+    let o = run(Some("k8s-v1-rootpath"), &["--termination-log", logs]);
+    let line = expect_line(&o, 4, &[("level", "failure".into())]);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), line);
+    // Also with a logfile: the line goes everywhere it goes without one.
+    let logfile = tmp_path("termination-logfile");
+    let o = run(
+        Some("k8s-v1-rootpath"),
+        &[
+            "--termination-log",
+            logs,
+            "--logfile",
+            logfile.to_str().unwrap(),
+        ],
+    );
+    let line = expect_line(&o, 4, &[("level", "failure".into())]);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), line);
+    assert_eq!(std::fs::read_to_string(&logfile).unwrap(), line + "\n");
+    let _ = std::fs::remove_file(&logfile);
+
+    // Healthy, warning, and an error with --on-error pass: the probe did not fail, the
+    // file is left alone.
+    for (case, args) in [
+        ("k8s-v2-cgroupns", &[][..]),
+        ("k8s-v2-cgroupns", &["-v"][..]),
+        ("v1-ecs-hierarchical", &[][..]),
+        ("err-current-suffix", &["--on-error", "pass"][..]),
+    ] {
+        reset();
+        let mut args = args.to_vec();
+        args.extend(["--termination-log", logs]);
+        let o = run(Some(case), &args);
+        assert_eq!(o.code, 0, "{}", o.ctx());
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), older, "{}", o.ctx());
+    }
+
+    // Memory that cannot be measured fails the probe too: the error line.
+    reset();
+    let o = run(Some("err-current-suffix"), &["--termination-log", logs]);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), o.stderr.trim_end());
+    // So does a malformed annotations file.
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &[
+            "--termination-log",
+            logs,
+            "--annotations",
+            &annotations("bad-threshold"),
+        ],
+    );
+    assert_eq!(o.code, 3, "{}", o.ctx());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), o.stderr.trim_end());
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn unwritable_termination_log_keeps_exit_code() {
+    let dir = tmp_path("no-such-dir");
+    let log = dir.join("termination-log");
+    let o = run(
+        Some("k8s-v1-rootpath"),
+        &["--termination-log", log.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 4, "{}", o.ctx());
+    let line = one_stdout_line(&o);
+    check_kv(&line, &[("level", "failure".into())], &o.ctx());
+    assert_eq!(
+        o.stderr,
+        format!(
+            "level=error file={} error=\"cannot open termination log: no such file or directory\"\n",
+            log.display()
+        ),
+        "{}",
+        o.ctx()
+    );
+    assert!(!dir.exists(), "must not create the directory");
 }

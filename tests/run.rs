@@ -579,17 +579,59 @@ fn sigkill_after_the_grace_period_when_cmd_ignores_the_signal() {
     let mut k = tree.start(&dir, &["--grace", "200ms"], &script);
     k.ready();
     tree.set(FAILURE);
-    assert_eq!(k.code(), 128 + 9, "{}", dir.read("stderr"));
     // Straight from healthy to failure: the warning (no --warning-signal) fires as well.
-    assert_eq!(
-        actions(&dir),
-        [
-            "info start",
-            "warning log",
-            "failure signal TERM",
-            "failure kill KILL"
-        ]
-    );
+    assert_warned_signalled_killed(&mut k, &dir);
+}
+
+/// CMD, which ignores SIGTERM, went past both thresholds at once: kubemem logged the warning,
+/// sent SIGTERM, and SIGKILL the grace period later, and exits as CMD did (128 + 9).
+fn assert_warned_signalled_killed(k: &mut Supervised<'_>, dir: &TempDir) {
+    assert_eq!(k.code(), 128 + 9, "{}", dir.read("stderr"));
+    let want = [
+        "info start",
+        "warning log",
+        "failure signal TERM",
+        "failure kill KILL",
+    ];
+    assert_eq!(actions(dir), want);
+}
+
+#[test]
+fn annotations_set_the_thresholds_and_the_termination_log_says_why_cmd_ended() {
+    let dir = TempDir::new("annotations");
+    let tree = Tree::new(&dir);
+    // 36.8% at first, below every threshold; then HEALTHY (83.3%), above both thresholds of
+    // the file, which override the flags'.
+    tree.set("0500000000\n");
+    let annotations = dir.path("annotations");
+    fs::write(
+        &annotations,
+        "kubemem.io/failure=\"80\"\nkubemem.io/warning=\"50%\"",
+    )
+    .unwrap();
+    let log = dir.path("termination-log");
+    fs::write(&log, "an older message, longer than nothing").unwrap();
+    let args = [
+        "--warning",
+        "85",
+        "--failure",
+        "95",
+        "--grace",
+        "200ms",
+        "--annotations",
+        annotations.to_str().unwrap(),
+        "--termination-log",
+        log.to_str().unwrap(),
+    ];
+    let mut k = tree.start(&dir, &args, &format!("trap '' TERM; {WAIT}"));
+    k.ready();
+    tree.set(HEALTHY);
+    assert_warned_signalled_killed(&mut k, &dir);
+    let lines = dir.read("log");
+    let last = lines.lines().last().unwrap();
+    assert!(last.contains(" warning=50% failure=80% "), "{last}");
+    // The line of the SIGKILL replaced that of the SIGTERM, without its newline.
+    assert_eq!(dir.read("termination-log"), last);
 }
 
 #[test]
