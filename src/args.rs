@@ -31,6 +31,7 @@ effective limit, and exits non-zero before the OOM killer would strike.
 
 Usage: kubemem [OPTIONS]
        kubemem run [OPTIONS] [RUN OPTIONS] [--] CMD [ARGS...]
+       kubemem install DEST
 
 `kubemem run` starts CMD and stays its parent, as PID 1 or as a child subreaper:
 it reaps zombies, forwards TERM INT HUP QUIT USR1 USR2 WINCH to CMD's process
@@ -38,6 +39,9 @@ group, and exits with CMD's status (128+N when signal N killed it). It samples
 memory every --interval: at the warning threshold it logs once (and sends
 --warning-signal), at the failure threshold it logs and sends --signal, then
 SIGKILL after --grace. A threshold fires again only after usage fell below it.
+
+`kubemem install DEST` copies this binary to DEST (mode 0755), for an
+initContainer that puts it in a volume shared with the application.
 
 Options:
   -w, --warning <THRESHOLD>    log a warning at or above this (default 75)
@@ -90,6 +94,7 @@ Exit codes:
 kubemem run exits with CMD's status, or before starting CMD with 2 (memory
 cannot be measured; with --on-error pass CMD runs unguarded), 3 (usage), 125
 (kubemem could not start CMD), 126 (CMD cannot be executed), 127 (not found).
+kubemem install exits 0, or 1 with an error line.
 ";
 
 /// The parsed command line.
@@ -147,6 +152,8 @@ pub enum Parsed {
     Probe(Args),
     /// `kubemem run`: supervise a command.
     Run(Args, RunArgs),
+    /// `kubemem install DEST`: copy the binary to DEST.
+    Install(CString),
     Help,
     Version,
 }
@@ -276,6 +283,17 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                     command: Vec::new(),
                     argv: Vec::new(),
                 })
+            }
+            // DEST and nothing else: the copy takes no options.
+            Arg::Value(v) if is_first && v == "install" => {
+                let dest = p
+                    .value()
+                    .map_err(|_| UsageError::new(&[b"install: expected DEST"]))?;
+                let dest = c_path("install", dest)?;
+                if p.next().map_err(lexopt_error)?.is_some() {
+                    return Err(UsageError::new(&[b"install: expected DEST only"]));
+                }
+                return Ok(Parsed::Install(dest));
             }
             // The command: it and everything after it are CMD's, options included.
             Arg::Value(v) if run.is_some() => {
@@ -605,6 +623,26 @@ mod tests {
         assert_eq!(
             err(&["--termination-log", "a\0b"]),
             "--termination-log: NUL in path"
+        );
+    }
+
+    #[test]
+    fn install_takes_dest_only() {
+        assert_eq!(
+            parse_args(&["install", "/shared/kubemem"]),
+            Ok(Parsed::Install(c"/shared/kubemem".into()))
+        );
+        // DEST may look like an option.
+        assert_eq!(
+            parse_args(&["install", "-v"]),
+            Ok(Parsed::Install(c"-v".into()))
+        );
+        assert_eq!(err(&["install"]), "install: expected DEST");
+        assert_eq!(err(&["install", "a", "b"]), "install: expected DEST only");
+        assert_eq!(err(&["install", "a", "-v"]), "install: expected DEST only");
+        assert_eq!(
+            err(&["-v", "install", "a"]),
+            "unexpected argument 'install'"
         );
     }
 

@@ -220,6 +220,11 @@ pub fn args(data: &[u8]) {
             }
             a
         }
+        Ok(Parsed::Install(dest)) => {
+            let args: Vec<&[u8]> = data.split(|&c| c == 0).collect();
+            assert_eq!(args, [b"install".as_slice(), dest.to_bytes()]);
+            return;
+        }
         _ => return,
     };
     for t in [a.warning, a.failure] {

@@ -15,6 +15,8 @@ use rustix::io::Errno;
 pub enum Exit {
     /// Below the failure threshold (a warning may have been logged), or `--help`/`--version`.
     Ok = 0,
+    /// `kubemem install` could not copy the binary.
+    CannotInstall = 1,
     /// Memory could not be measured (and `--on-error fail`, the default).
     CannotMeasure = 2,
     /// The command line was wrong.

@@ -23,6 +23,7 @@ pub mod args;
 pub mod check;
 pub mod decide;
 pub mod error;
+pub mod install;
 pub mod locate;
 pub mod measure;
 pub mod parse;

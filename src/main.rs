@@ -27,6 +27,7 @@ extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
             let cfg = args.config(stdout(), stderr());
             return kubemem::supervise::run(&cfg, &run.options()).into();
         }
+        Ok(Parsed::Install(dest)) => kubemem::install::install(&dest, stderr()),
         Ok(Parsed::Help) => print(stdout(), args::HELP.as_bytes(), Exit::Ok),
         Ok(Parsed::Version) => print(
             stdout(),

@@ -486,7 +486,7 @@ pub fn emit(cfg: &Config<'_>, line: &Line, level: Level) {
 }
 
 /// `level=error file=<path> error="<what><reason>"`: a file kubemem writes (the logfile, the
-/// termination log) could not be opened or written.
+/// termination log, `install`'s copy) could not be opened or written.
 pub fn file_error(format: Format, path: &[u8], what: &[u8], errno: Errno) -> Line {
     let mut line = Line::new(format);
     line.word("level", b"error");

@@ -788,7 +788,8 @@ fn help_and_version() {
         );
         assert!(
             o.stdout.contains("--annotations <FILE>")
-                && o.stdout.contains("--termination-log <PATH>"),
+                && o.stdout.contains("--termination-log <PATH>")
+                && o.stdout.contains("kubemem install DEST"),
             "{}",
             o.ctx()
         );
@@ -1403,4 +1404,50 @@ fn unwritable_termination_log_keeps_exit_code() {
         o.ctx()
     );
     assert!(!dir.exists(), "must not create the directory");
+}
+
+// ---------------------------------------------------------------------------------------------
+// kubemem install
+
+#[test]
+fn install_copies_the_binary() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tmp_path("install");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dest = dir.join("kubemem");
+    // An existing file is replaced and made executable.
+    std::fs::write(&dest, "old").unwrap();
+    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = run(None, &["install", dest.to_str().unwrap()]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (0, "", ""),
+        "{}",
+        o.ctx()
+    );
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(BIN).unwrap());
+    let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    let copy = Command::new(&dest).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&copy.stdout).contains(env!("CARGO_PKG_VERSION")));
+
+    let missing = dir.join("no-such-dir/kubemem");
+    let o = run(None, &["install", missing.to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{}", o.ctx());
+    assert_eq!(
+        o.stderr,
+        format!(
+            "level=error file={} error=\"cannot open: no such file or directory\"\n",
+            missing.display()
+        )
+    );
+    for args in [
+        &["install"][..],
+        &["install", "a", "b"],
+        &["-v", "install", "a"],
+    ] {
+        let o = run(None, args);
+        assert_eq!(o.code, 3, "{}", o.ctx());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
