@@ -2,8 +2,9 @@
 # busybox ash inside the runc container and the VM.  Written once; every environment runs
 # this same file from a shell that already sits in the cgroup under test.
 #
-# Usage: sh scenarios.sh [SCENARIO...]   (default: below verbose warning failure pagecache
-#        pagecache-total tmpfs ancestor, and $RUN; also: no-mount, run, run-wakeup)
+# Usage: sh scenarios.sh [SCENARIO...]   (default: below verbose warning failure annotations
+#        termination-log pagecache pagecache-total tmpfs ancestor, and $RUN; also: no-mount,
+#        run, run-wakeup)
 #
 # Set by the environment:
 #   KM_ENV       name used in the result lines (PASS <env>/<scenario>)
@@ -328,6 +329,58 @@ sc_run() {
     pass
 }
 
+# --annotations: thresholds from a file in kubelet's downward API format (sorted keys,
+# Go-quoted values, no newline after the last line) override the flags, with the working set
+# at about 60%: the file's failure of 50% (written with Go's \x escapes) fails, pre-oom-killer's
+# threshold of 50 fails, the file's 80/90 keep flags of 10/20 from failing, and a malformed
+# line is exit 3 naming the file and the line.
+sc_annotations() {
+    hog free && grow_to 60 || { fail "hog to grow to 60% (hog said: $HOG_REPLY)"; return; }
+    _ann=$WORK/annotations
+    printf '%s\n%s\n%s' 'app.kubernetes.io/name="kubemem-real"' 'kubemem.io/failure="\x35\x30"' \
+        'kubemem.io/warning="40%"' >"$_ann"
+    km --warning 85 --failure 95 --annotations "$_ann" &&
+        expect_line 4 failure working-set "$LIMIT" "$SOURCE" "$CG_PATH" || return
+    field failure; _fail=$_v; field warning
+    [ "$_fail:$_v" = "50%:40%" ] || { fail "failure=50% warning=40% from $_ann"; return; }
+    printf '%s' 'pre-oom-killer.v1alpha1.k8s.io/memory-usage-threshold="50"' >"$_ann"
+    km --warning 30 --failure 95 --annotations "$_ann" &&
+        expect_line 4 failure working-set "$LIMIT" "$SOURCE" "$CG_PATH" || return
+    field failure
+    [ "$_v" = 50% ] || { fail "failure=50% from pre-oom-killer's annotation in $_ann"; return; }
+    printf '%s\n%s' 'kubemem.io/failure="90"' 'kubemem.io/warning="80"' >"$_ann"
+    km --warning 10 --failure 20 --annotations "$_ann" &&
+        expect_silent "working set about 60%, thresholds 80/90 from $_ann over flags of 10/20" || return
+    printf '%s\n%s' 'kubemem.io/warning="40"' 'kubemem.io/failure="50' >"$_ann"
+    km --annotations "$_ann"
+    _exp="level=error file=$_ann line=2 error=\"value without its closing double quote\""
+    if [ "$R_RC" != 3 ] || [ "$R_OUT" != "$_exp" ]; then fail "exit 3 and $_exp"; return; fi
+    pass
+}
+
+# --termination-log: at failure the line replaces the file's content, without a newline (what
+# kubelet shows as the restarted container's last state); a healthy run leaves it alone; a
+# file that cannot be written is reported and the exit code stays 4.
+sc_termination_log() {
+    hog free && grow_to 60 || { fail "hog to grow to 60% (hog said: $HOG_REPLY)"; return; }
+    _tlog=$WORK/termination-log
+    echo "an older message, longer than the line that will replace it: $(seq 1 200)" >"$_tlog"
+    km --warning 40 --failure 50 --termination-log "$_tlog" &&
+        expect_line 4 failure working-set "$LIMIT" "$SOURCE" "$CG_PATH" || return
+    _failed=$R_OUT
+    if [ "$(cat "$_tlog")" != "$_failed" ] || [ "$(wc -c <"$_tlog")" -ne "${#_failed}" ]; then
+        fail "$_tlog to hold the failure line without a newline (it holds: $(cat "$_tlog"))"; return
+    fi
+    km --warning 85 --failure 90 --termination-log "$_tlog" &&
+        expect_silent "working set about 60%, thresholds 85/90" || return
+    if [ "$(cat "$_tlog")" != "$_failed" ]; then fail "a healthy run to leave $_tlog alone"; return; fi
+    km --warning 40 --failure 50 --termination-log "$WORK/no-such-dir/termination-log"
+    case $R_RC:$R_OUT in
+        4:"level=failure "*"cannot open termination log: no such file or directory"*) pass ;;
+        *) fail "exit 4, the failure line and an error line about the termination log" ;;
+    esac
+}
+
 # inside a cgroup namespace whose cgroup2 mount was inherited (its root shows as "/..") the
 # own cgroup is not reachable: kubemem must say it cannot measure (exit 2), not guess
 sc_no_mount() {
@@ -349,7 +402,8 @@ sc_no_mount() {
 # ---- main --------------------------------------------------------------------------------
 
 # shellcheck disable=SC2086 # RUN is a list of scenario names
-[ $# -gt 0 ] || set -- below verbose ${OUTSIDE:+exact} ${RUN:-} warning failure pagecache pagecache-total tmpfs ancestor
+[ $# -gt 0 ] || set -- below verbose ${OUTSIDE:+exact} ${RUN:-} warning failure annotations termination-log \
+    pagecache pagecache-total tmpfs ancestor
 HOG_PID=
 trap 'hog_stop' EXIT
 case " $* " in
@@ -371,6 +425,8 @@ for SC in "$@"; do
         exact) sc_exact ;;
         run) sc_run 20ms ;;
         run-wakeup) sc_run 1h wakeup ;;
+        annotations) sc_annotations ;;
+        termination-log) sc_termination_log ;;
         no-mount) sc_no_mount ;;
         *) echo "FAIL $KM_ENV/$SC: expected a known scenario name" ; FAILS=$((FAILS + 1)) ;;
     esac
