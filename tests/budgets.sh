@@ -33,20 +33,15 @@ missing() {
     [ -x /usr/bin/time ] || m+=(time)
     for p in "${m[@]}"; do printf '%s ' "$p"; done
 }
+# shellcheck source=tests/prerequisites.sh
+. tests/prerequisites.sh
 need=$(missing)
-if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ -n "$need" ]; then
     # shellcheck disable=SC2086 # a list of package names
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need; } >/dev/null 2>&1 || true
+    apt_install $need
     need=$(missing)
 fi
-if [ -n "$need" ]; then
-    if [ "${CI:-}" = true ]; then
-        echo "FAIL budgets: missing ${need% } (apt-get install ${need% })" >&2
-        exit 1
-    fi
-    echo "SKIP budgets: missing ${need% } (apt-get install ${need% })"
-    exit 0
-fi
+[ -z "$need" ] || missing_prerequisite budgets "${need% } (apt-get install ${need% })"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

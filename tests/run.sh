@@ -7,8 +7,11 @@
 # 3. the release build (static, under the size ceiling), a run of it here, and its budgets
 #    (system calls, peak RSS, instructions: tests/budgets.sh);
 #    and one short run of the exec benchmark script, so that it keeps working;
-# 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM);
-# 5. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
+# 4. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
+#    deploy/ and README.md (tests/deploy.sh);
+# 5. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM, and the
+#    Dockerfile's scratch image under runc);
+# 6. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +41,9 @@ tests/budgets.sh
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh
+
+step "Dockerfile and manifests: hadolint, kubernetes-validate"
+tests/deploy.sh
 
 if [ -x tests/real/run.sh ]; then
     step "real kernels"
