@@ -23,7 +23,7 @@ else
 fi
 
 fixtures=../tests/fixtures
-mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args,annotations}
+mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args,annotations,http_response}
 n=0
 while IFS= read -r -d '' f; do
     n=$((n + 1))
@@ -41,9 +41,14 @@ printf -- '-w\0900Mi\0-f\0001.5Gi\0-v\0--log-format\0json' > corpus/args/quantit
 cp ../tests/annotations/* corpus/annotations/
 printf 'kubemem.io/failure="\\x39\\065"\nx="\\a\\u00e9\\U0001f600"\n' > corpus/annotations/escapes
 printf -- 'run\0--warning-signal\0USR1\0--grace\0001.5s\0--interval\00020ms\0--\0sh\0-c\0exit 3' > corpus/args/run
+# API server answers to an eviction, as tests/evict.rs's server (and kube-apiserver) send them.
+status='{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Cannot evict pod as it would violate the pod'"'"'s disruption budget.","reason":"TooManyRequests","details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web needs 2 healthy pods and has 2 currently"}]},"code":429}'
+printf 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#status}" "$status" > corpus/http_response/429
+printf 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n8;x=1\r\n{"kind":\r\n8\r\n"Status"\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n' > corpus/http_response/201-chunked
+printf 'HTTP/1.0 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nforbidden: \\u00e9 \\ud83d\\ude00' > corpus/http_response/403-close
 
 targets=("$@")
-[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args annotations)
+[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args annotations http_response)
 mkdir -p target/logs
 for target in "${targets[@]}"; do
     echo "== fuzz $target for ${FUZZ_SECONDS:-60} s"

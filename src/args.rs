@@ -22,7 +22,28 @@ use crate::supervise::Options;
 use crate::sys::Argv;
 use crate::{Config, Format, OnError, Usage};
 
-pub const HELP: &str = "\
+/// `--evict`'s lines of the help, in the build that has it.
+#[cfg(feature = "evict")]
+macro_rules! evict_help {
+    () => {
+        "      --evict                  at the failure threshold, also ask the API server to
+                               evict this pod (policy/v1 Eviction: graceful, and
+                               PodDisruptionBudgets respected); exit 4 all the same
+      --evict-timeout <DURATION>
+                               time for the whole exchange with the API server
+                               (default 500ms)
+"
+    };
+}
+#[cfg(not(feature = "evict"))]
+macro_rules! evict_help {
+    () => {
+        ""
+    };
+}
+
+pub const HELP: &str = concat!(
+    "\
 kubemem: a memory guard for containers, as an exec liveness probe.
 
 Reads this process's own memory cgroup (v1, v2 or hybrid), compares the working set
@@ -71,7 +92,9 @@ Options:
                                run: when it sends --signal and SIGKILL
   -v, --verbose                log a line on every run, also when healthy (run:
                                also when usage falls back below a threshold)
-  -h, --help                   print this help
+",
+    evict_help!(),
+    "  -h, --help                   print this help
   -V, --version                print the version
 
 Run options:
@@ -95,7 +118,8 @@ kubemem run exits with CMD's status, or before starting CMD with 2 (memory
 cannot be measured; with --on-error pass CMD runs unguarded), 3 (usage), 125
 (kubemem could not start CMD), 126 (CMD cannot be executed), 127 (not found).
 kubemem install exits 0, or 1 with an error line.
-";
+"
+);
 
 /// The parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,6 +135,9 @@ pub struct Args {
     pub verbose: bool,
     pub annotations: Option<CString>,
     pub termination_log: Option<CString>,
+    /// `--evict`: evict the pod at the failure threshold (probe only).
+    #[cfg(feature = "evict")]
+    pub evict: Option<crate::evict::Options>,
 }
 
 /// `kubemem run`'s own options and the command it starts.
@@ -203,7 +230,11 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         verbose: false,
         annotations: None,
         termination_log: None,
+        #[cfg(feature = "evict")]
+        evict: None,
     };
+    #[cfg(feature = "evict")]
+    let mut evict_timeout: Option<u64> = None;
     let mut run: Option<RunArgs> = None;
     let mut first = true;
     while let Some(arg) = p.next().map_err(lexopt_error)? {
@@ -306,6 +337,16 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                     r.command = command.collect::<Result<_, _>>()?;
                 }
             }
+            #[cfg(feature = "evict")]
+            Arg::Long("evict") => args.evict = Some(crate::evict::Options::default()),
+            #[cfg(feature = "evict")]
+            Arg::Long("evict-timeout") => {
+                let ms = number("--evict-timeout", value(&mut p)?, parse_duration, &DURATION)?;
+                evict_timeout = match ms {
+                    0 => return Err(UsageError::new(&[b"--evict-timeout: must be above 0"])),
+                    ms => Some(ms),
+                }
+            }
             Arg::Short('v') | Arg::Long("verbose") => args.verbose = true,
             Arg::Short('h') | Arg::Long("help") => return Ok(Parsed::Help),
             Arg::Short('V') | Arg::Long("version") => return Ok(Parsed::Version),
@@ -328,6 +369,8 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
             }
         }
     }
+    #[cfg(feature = "evict")]
+    evict_options(&mut args, evict_timeout, run.is_some())?;
     match (args.warning, args.failure) {
         (Threshold::Percent(w), Threshold::Percent(f)) if w > f => {}
         (Threshold::Bytes(w), Threshold::Bytes(f)) if w > f => {}
@@ -348,6 +391,22 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         b" is above --failure ",
         crate::report::threshold_text(args.failure, &mut f),
     ]))
+}
+
+/// Checks `--evict` against the rest: a timeout needs it, `kubemem run` does not take it.
+#[cfg(feature = "evict")]
+fn evict_options(args: &mut Args, timeout: Option<u64>, run: bool) -> Result<(), UsageError> {
+    match (&mut args.evict, timeout) {
+        (Some(_), _) if run => Err(UsageError::new(&[
+            b"--evict is an option of the probe, not of kubemem run",
+        ])),
+        (Some(opts), Some(ms)) => {
+            opts.timeout_ms = ms;
+            Ok(())
+        }
+        (None, Some(_)) => Err(UsageError::new(&[b"--evict-timeout needs --evict"])),
+        _ => Ok(()),
+    }
 }
 
 /// `kubemem run`'s options, or an error naming `flag` when the subcommand is not `run`.
@@ -656,6 +715,42 @@ mod tests {
         );
         // Equal thresholds are fine (the warning is then never seen).
         run_args(&["-w", "90", "-f", "90"]);
+    }
+
+    #[cfg(feature = "evict")]
+    #[test]
+    fn evict_and_its_timeout() {
+        use crate::evict::Options;
+        assert_eq!(run_args(&[]).evict, None);
+        assert_eq!(
+            run_args(&["--evict"]).evict,
+            Some(Options { timeout_ms: 500 })
+        );
+        assert_eq!(
+            run_args(&["--evict-timeout", "1.5s", "--evict"]).evict,
+            Some(Options { timeout_ms: 1500 })
+        );
+        assert_eq!(
+            err(&["--evict-timeout", "300ms"]),
+            "--evict-timeout needs --evict"
+        );
+        assert_eq!(
+            err(&["--evict", "--evict-timeout", "0ms"]),
+            "--evict-timeout: must be above 0"
+        );
+        assert!(err(&["--evict", "--evict-timeout", "300"]).contains("unknown unit"));
+        assert_eq!(
+            err(&["run", "--evict", "--", "app"]),
+            "--evict is an option of the probe, not of kubemem run"
+        );
+        assert!(HELP.contains("--evict-timeout <DURATION>"));
+    }
+
+    #[cfg(not(feature = "evict"))]
+    #[test]
+    fn without_the_feature_evict_is_unknown() {
+        assert_eq!(err(&["--evict"]), "unknown option --evict");
+        assert!(!HELP.contains("--evict"));
     }
 
     #[test]

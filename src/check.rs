@@ -356,3 +356,178 @@ pub fn annotations(data: &[u8]) {
         assert_eq!(result, whole, "in {} pieces", pieces.len());
     }
 }
+
+/// An HTTP response, as `--evict` reads it. `http::parse` agrees with [`naive_response`] at
+/// the end of the connection, and one it finds complete before the end is the same response;
+/// the body and the bytes themselves go through `json::status` (no panic); and the bytes, as
+/// text, survive a round trip through a `Status` message (escaped with `\u`, surrogate pairs
+/// included) and a cause (raw UTF-8).
+#[cfg(feature = "http")]
+pub fn http_response(data: &[u8]) {
+    use crate::{http, json};
+    let naive = naive_response(data);
+    let mut buf = data.to_vec();
+    let parsed = http::parse(&mut buf, true).map(|r| (r.code, r.body.to_vec()));
+    assert_eq!(
+        parsed.clone().ok(),
+        naive,
+        "http::parse and the naive reader disagree"
+    );
+    if let Ok(early) = http::check(data, false) {
+        let mut buf = data.to_vec();
+        let body = early.body(&mut buf).to_vec();
+        assert_eq!(
+            Some((early.code, body)),
+            naive,
+            "complete before the end, but not the same response"
+        );
+    }
+    if let Ok((_, body)) = &parsed {
+        let _ = json::status(body);
+    }
+    let _ = json::status(data);
+
+    let text = String::from_utf8_lossy(data);
+    let escape = |s: &str, ascii_only: bool| {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_ascii_control() || (ascii_only && !c.is_ascii()) => {
+                    for unit in c.encode_utf16(&mut [0; 2]) {
+                        out.push_str(&std::format!("\\u{unit:04X}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    let doc = std::format!(
+        r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{}","reason":"X","details":{{"causes":[{{"reason":"DisruptionBudget","message":"{}"}},{{"message":"second"}}]}},"code":{}}}"#,
+        escape(&text, true),
+        escape(&text, false),
+        data.len()
+    );
+    let s = json::status(doc.as_bytes()).expect("a Status that kubemem wrote is refused");
+    let decoded = |f: Option<json::Str<'_>>| f.map(|s| s.bytes().collect::<Vec<u8>>());
+    assert_eq!(decoded(s.message).as_deref(), Some(text.as_bytes()));
+    assert_eq!(decoded(s.cause).as_deref(), Some(text.as_bytes()));
+    assert_eq!(s.code, Some(data.len() as u64));
+}
+
+/// The obvious reader of an HTTP/1.1 response that has all arrived: the head up to the
+/// first blank line, lines split at CRLF, header names compared in lowercase, the body by
+/// Content-Length, chunks decoded one by one, or the rest. `None` for anything malformed.
+#[cfg(feature = "http")]
+pub fn naive_response(data: &[u8]) -> Option<(u16, Vec<u8>)> {
+    fn lines(b: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut i = 0;
+        while i + 1 < b.len() {
+            if &b[i..i + 2] == b"\r\n" {
+                out.push(&b[start..i]);
+                start = i + 2;
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        out.push(&b[start..]);
+        out
+    }
+    fn trim(s: &[u8]) -> &[u8] {
+        let s = &s[s
+            .iter()
+            .position(|c| *c != b' ' && *c != b'\t')
+            .unwrap_or(s.len())..];
+        &s[..s
+            .iter()
+            .rposition(|c| *c != b' ' && *c != b'\t')
+            .map_or(0, |i| i + 1)]
+    }
+    fn number(s: &[u8], radix: u32, max_digits: usize) -> Option<usize> {
+        if s.is_empty() || s.len() > max_digits {
+            return None;
+        }
+        usize::from_str_radix(std::str::from_utf8(s).ok()?, radix)
+            .ok()
+            .filter(|_| s.iter().all(|c| c.is_ascii_hexdigit()))
+    }
+    let split = data.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = lines(&data[..split]);
+    let rest = &data[split + 4..];
+    let status = head[0];
+    let ok = status.len() >= 12
+        && status.starts_with(b"HTTP/1.")
+        && status[7].is_ascii_digit()
+        && status[8] == b' '
+        && status[9..12].iter().all(u8::is_ascii_digit)
+        && (status.len() == 12 || status[12] == b' ');
+    let code: u16 = std::str::from_utf8(status.get(9..12)?).ok()?.parse().ok()?;
+    if !ok || !(200..600).contains(&code) {
+        return None;
+    }
+    let (mut length, mut chunked) = (None, None);
+    for line in &head[1..] {
+        let colon = line.iter().position(|&c| c == b':')?;
+        let name = line[..colon].to_ascii_lowercase();
+        if name.is_empty() || name.contains(&b' ') || name.contains(&b'\t') {
+            return None;
+        }
+        let value = trim(&line[colon + 1..]).to_ascii_lowercase();
+        match &name[..] {
+            b"content-length" => {
+                if !value.iter().all(u8::is_ascii_digit) {
+                    return None;
+                }
+                let n = number(&value, 10, 18)?;
+                if length.is_some_and(|l| l != n) {
+                    return None;
+                }
+                length = Some(n);
+            }
+            b"transfer-encoding" => {
+                let last = trim(value.split(|&c| c == b',').next_back().unwrap_or(b""));
+                chunked = Some(last == b"chunked");
+            }
+            _ => {}
+        }
+    }
+    if code == 204 || code == 304 {
+        return Some((code, Vec::new()));
+    }
+    let body = match (chunked, length) {
+        (Some(true), _) => {
+            let mut body = Vec::new();
+            let mut rest = rest;
+            loop {
+                let end = rest.windows(2).position(|w| w == b"\r\n")?;
+                let size_text = rest[..end].split(|&c| c == b';').next().unwrap_or(b"");
+                let size = number(size_text, 16, 15)?;
+                rest = &rest[end + 2..];
+                if size == 0 {
+                    loop {
+                        let end = rest.windows(2).position(|w| w == b"\r\n")?;
+                        if end == 0 {
+                            break;
+                        }
+                        rest[..end].iter().position(|&c| c == b':')?;
+                        rest = &rest[end + 2..];
+                    }
+                    break body;
+                }
+                if rest.len() < size + 2 || &rest[size..size + 2] != b"\r\n" {
+                    return None;
+                }
+                body.extend_from_slice(&rest[..size]);
+                rest = &rest[size + 2..];
+            }
+        }
+        (None, Some(n)) => rest.get(..n)?.to_vec(),
+        _ => rest.to_vec(),
+    };
+    Some((code, body))
+}

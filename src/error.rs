@@ -201,3 +201,146 @@ pub fn errno_name(e: Errno) -> &'static str {
         _ => "",
     }
 }
+
+/// Why an HTTP response could not be read (`http`, for `--evict`).
+#[cfg(feature = "http")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpFault {
+    /// Not all of it has arrived yet: read more.
+    Incomplete,
+    /// The connection ended before the response did.
+    Truncated,
+    StatusLine,
+    Header,
+    ContentLength,
+    Chunk,
+}
+
+#[cfg(feature = "http")]
+impl HttpFault {
+    pub const fn reason(self) -> &'static str {
+        match self {
+            HttpFault::Incomplete | HttpFault::Truncated => {
+                "the connection ended in the middle of the response"
+            }
+            HttpFault::StatusLine => "malformed HTTP status line",
+            HttpFault::Header => "malformed HTTP header",
+            HttpFault::ContentLength => "malformed Content-Length",
+            HttpFault::Chunk => "malformed chunked body",
+        }
+    }
+}
+
+/// A file of the pod's service account, which `--evict` reads (below `--root`).
+#[cfg(feature = "evict")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaFile {
+    Token,
+    CaCrt,
+    Namespace,
+}
+
+#[cfg(feature = "evict")]
+impl SaFile {
+    /// Its path, below `--root`.
+    pub const fn path(self) -> &'static str {
+        match self {
+            SaFile::Token => "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            SaFile::CaCrt => "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+            SaFile::Namespace => "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+        }
+    }
+}
+
+/// The steps of the exchange with the API server, each bounded by `--evict-timeout`.
+#[cfg(feature = "evict")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Connect,
+    Handshake,
+    Request,
+    Response,
+}
+
+#[cfg(feature = "evict")]
+impl Step {
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::Connect => "connect",
+            Step::Handshake => "TLS handshake",
+            Step::Request => "request",
+            Step::Response => "response",
+        }
+    }
+}
+
+/// Why the server's TLS was refused.
+#[cfg(feature = "evict")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    UnknownIssuer,
+    NotValidForName,
+    Expired,
+    NotValidYet,
+    BadSignature,
+    /// Another certificate problem (encoding, purpose, an unsupported algorithm).
+    Certificate,
+    /// The server sent this alert (its TLS description number).
+    Alert(u8),
+    /// Nothing both sides support.
+    Incompatible,
+    /// Anything else in the handshake or the records.
+    Protocol,
+}
+
+#[cfg(feature = "evict")]
+impl Tls {
+    pub const fn reason(self) -> &'static str {
+        match self {
+            Tls::UnknownIssuer => "TLS: the server's certificate is not signed by ca.crt",
+            Tls::NotValidForName => "TLS: the server's certificate is not valid for its address",
+            Tls::Expired => "TLS: the server's certificate has expired",
+            Tls::NotValidYet => "TLS: the server's certificate is not valid yet",
+            Tls::BadSignature => "TLS: bad signature on the server's certificate",
+            Tls::Certificate => "TLS: the server's certificate is unusable",
+            Tls::Alert(_) => "TLS: the server sent alert ",
+            Tls::Incompatible => "TLS: no protocol version or cipher suite in common",
+            Tls::Protocol => "TLS: protocol error",
+        }
+    }
+}
+
+/// Why `--evict` could not get an answer from the API server. Like [`Error`], it is `Copy`
+/// and rendered from static pieces; it names an environment variable, a service-account file
+/// or a step of the exchange rather than a cgroup file.
+#[cfg(feature = "evict")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvictError {
+    /// `KUBERNETES_SERVICE_HOST` is not set.
+    NoHost,
+    /// `KUBERNETES_SERVICE_HOST` is not an IP address.
+    HostNotIp,
+    /// `KUBERNETES_SERVICE_PORT` is not set or not a port number.
+    BadPort,
+    /// Neither `POD_NAME` nor a hostname.
+    NoPodName,
+    /// The pod name (`POD_NAME` or the hostname) is not a Kubernetes object name.
+    BadPodName,
+    /// The namespace (`POD_NAMESPACE` or the file) is not a Kubernetes namespace name.
+    BadNamespace,
+    File(SaFile, Fault),
+    /// The token has bytes an HTTP header cannot carry.
+    TokenBytes,
+    /// ca.crt holds no PEM certificate, or one that cannot be parsed.
+    CaCert,
+    /// A system call on the socket failed.
+    Net(Step, Errno),
+    /// `--evict-timeout` passed during this step.
+    Timeout(Step),
+    /// The server closed the connection during this step.
+    Closed(Step),
+    Tls(Tls),
+    Http(HttpFault),
+    /// The response does not fit kubemem's buffer for it.
+    TooLarge,
+}

@@ -14,7 +14,9 @@
 //!
 //! The library is `no_std` outside tests: nothing after argument parsing can allocate or
 //! format through `core::fmt` without the compiler noticing. Only `args` uses std (lexopt
-//! needs it).
+//! needs it), and `evict`, in the build with the `evict` feature (`kubemem-evict`): at the
+//! failure threshold it asks the API server to evict the pod, after the probe's own work,
+//! through rustls, which allocates.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -23,7 +25,13 @@ pub mod args;
 pub mod check;
 pub mod decide;
 pub mod error;
+#[cfg(feature = "evict")]
+pub mod evict;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod install;
+#[cfg(feature = "http")]
+pub mod json;
 pub mod locate;
 pub mod measure;
 pub mod parse;

@@ -22,7 +22,17 @@ use rustix::stdio::{stderr, stdout};
 #[no_mangle]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let exit = match args::parse(lexopt::Parser::from_env()) {
-        Ok(Parsed::Probe(args)) => kubemem::run(&args.config(stdout(), stderr())),
+        Ok(Parsed::Probe(args)) => {
+            let cfg = args.config(stdout(), stderr());
+            let exit = kubemem::run(&cfg);
+            // The eviction's answer does not change the exit code: when it is refused, the
+            // liveness restart is the fallback.
+            #[cfg(feature = "evict")]
+            if let (Exit::Failure, Some(opts)) = (exit, &args.evict) {
+                kubemem::evict::evict(&cfg, opts);
+            }
+            exit
+        }
         Ok(Parsed::Run(args, mut run)) => {
             let cfg = args.config(stdout(), stderr());
             return kubemem::supervise::run(&cfg, &run.options()).into();

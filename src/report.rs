@@ -72,7 +72,7 @@ impl Line {
     }
 
     /// A string value that needs no escaping (our own names, reasons).
-    fn word(&mut self, key: &str, value: &[u8]) {
+    pub(crate) fn word(&mut self, key: &str, value: &[u8]) {
         self.key(key);
         let quote = self.json || value.contains(&b' ');
         if quote {
@@ -84,7 +84,7 @@ impl Line {
         }
     }
 
-    fn num(&mut self, key: &str, value: u128) {
+    pub(crate) fn num(&mut self, key: &str, value: u128) {
         self.key(key);
         self.push(itoa::Buffer::new().format(value).as_bytes());
     }
@@ -105,7 +105,7 @@ impl Line {
 
     /// A path, escaped for the format, cut from the front with `...` if the rest of the line
     /// would not fit.
-    fn path(&mut self, key: &str, path: &[u8]) {
+    pub(crate) fn path(&mut self, key: &str, path: &[u8]) {
         self.key(key);
         // Room left: the closing quote, `}` for JSON, and the newline.
         let room = LINE_MAX.saturating_sub(self.len + 4);
@@ -154,6 +154,44 @@ impl Line {
         }
     }
 
+    /// A quoted text from elsewhere (a server's message): escaped for the format, at most
+    /// `max` bytes of it, and never past the room the line has left; a cut text ends with
+    /// `...`. Invalid UTF-8 becomes U+FFFD, so that the line stays valid in both formats.
+    #[cfg(feature = "evict")]
+    pub(crate) fn text(&mut self, key: &str, value: impl IntoIterator<Item = u8>, max: usize) {
+        let mut raw = [0u8; LINE_MAX];
+        let mut n = 0;
+        let mut value = value.into_iter();
+        for (slot, c) in raw.iter_mut().zip(&mut value) {
+            *slot = c;
+            n += 1;
+        }
+        let mut cut = value.next().is_some();
+        self.key(key);
+        self.push(b"\"");
+        // Room for `..."`, `}` and the newline.
+        let end = (self.len + max).min(LINE_MAX - 6);
+        let json = self.json;
+        'out: for chunk in raw[..n].utf8_chunks() {
+            let mut utf8 = [0u8; 4];
+            let invalid = (!chunk.invalid().is_empty()).then_some(char::REPLACEMENT_CHARACTER);
+            for c in chunk.valid().chars().chain(invalid) {
+                let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                if self.len + bytes.iter().map(|&b| escaped_len(b, json)).sum::<usize>() > end {
+                    cut = true;
+                    break 'out;
+                }
+                for &b in bytes {
+                    self.escaped(b, json);
+                }
+            }
+        }
+        if cut {
+            self.push(b"...");
+        }
+        self.push(b"\"");
+    }
+
     fn escaped(&mut self, c: u8, json: bool) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         match c {
@@ -177,7 +215,7 @@ impl Line {
         }
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.json {
             self.push(b"}");
         }
@@ -395,6 +433,12 @@ pub fn annotations_error(cfg: &Config<'_>, path: &CStr, e: annotations::Error) -
     }
     line.finish();
     line
+}
+
+/// `error="<reason>"` for a fault of a file outside the cgroup directory.
+#[cfg(feature = "evict")]
+pub(crate) fn fault_reason(line: &mut Line, fault: Fault) {
+    reason(line, fault);
 }
 
 fn reason(line: &mut Line, fault: Fault) {

@@ -2,10 +2,12 @@
 # Resource budgets of one healthy probe run, enforced by the test suite. None is a timing:
 # each is a count that a given binary and input reproduce on any machine.
 #
-#   tests/budgets.sh [BINARY]          # default target/dist/kubemem (from ./build.sh)
+#   tests/budgets.sh [BINARY [ARGS...]]   # default target/dist/kubemem (from ./build.sh)
+#   KUBEMEM_MAX_RSS_KIB=1791 tests/budgets.sh target/dist/kubemem-evict --evict
 #
 # The run: the healthy path on a pod's view of cgroup v2 with a cgroup namespace (the
-# fixture tree k8s-v2-cgroupns: /proc/self/cgroup is "0::/"), --warning 85 --failure 95.
+# fixture tree k8s-v2-cgroupns: /proc/self/cgroup is "0::/"), --warning 85 --failure 95, and
+# ARGS if given (kubemem-evict is measured with --evict: a healthy run never calls the API).
 #
 # Ceilings (set from measurements, see README "Numbers"; override to try one out):
 #   KUBEMEM_MAX_SYSCALLS      system calls after execve (strace -f)               default 25
@@ -20,11 +22,12 @@ set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 bin=${1:-target/dist/kubemem}
+shift || true
 max_syscalls=${KUBEMEM_MAX_SYSCALLS:-25}
 max_rss=${KUBEMEM_MAX_RSS_KIB:-1023}
 max_instructions=${KUBEMEM_MAX_INSTRUCTIONS:-40000}
 fixture=tests/fixtures/k8s-v2-cgroupns
-args=(--root "$fixture" --warning 85 --failure 95)
+args=(--root "$fixture" --warning 85 --failure 95 "$@")
 
 missing() {
     local m=() p

@@ -51,6 +51,8 @@ fn fixture_files_through_every_parser_check() {
         check::proc_cgroup(&data);
         check::threshold(&data);
         check::annotations(&data);
+        #[cfg(feature = "http")]
+        check::http_response(&data);
         seen[3] += 1;
     }
     assert!(
@@ -103,6 +105,30 @@ fn threshold_and_argv_seeds() {
     }
 }
 
+#[cfg(feature = "http")]
+#[test]
+fn http_response_seeds() {
+    let status = r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Cannot evict pod as it would violate the pod's disruption budget.","reason":"TooManyRequests","details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web needs 2 healthy pods and has 2 currently"}]},"code":429}"#;
+    let length = format!(
+        "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{status}",
+        status.len()
+    );
+    for seed in [
+        &length[..],
+        "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n8;x=1\r\n{\"kind\":\r\n8\r\n\"Status\"\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n",
+        "HTTP/1.0 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nforbidden: \\u00e9 \\ud83d\\ude00",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 3\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 1\r\n\r\nabc",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffff\r\n",
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "",
+        "\u{0}\u{ffff}\"\\",
+    ] {
+        check::http_response(seed.as_bytes());
+    }
+}
+
 #[test]
 fn annotations_seeds() {
     let mut all = Vec::new();
@@ -141,6 +167,8 @@ fn kept_crash_cases() {
             "threshold" => check::threshold,
             "args" => check::args,
             "annotations" => check::annotations,
+            #[cfg(feature = "http")]
+            "http_response" => check::http_response,
             other => panic!("fuzz/regressions/{other}: no such target"),
         };
         for case in fs::read_dir(&target).unwrap() {

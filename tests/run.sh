@@ -2,10 +2,13 @@
 # The whole test suite: the command README.md gives and .ci/run runs.
 #
 # 1. cargo test: unit tests of every parser, the CLI suite over fixture trees, the
-#    allocation check, the probe on this machine's own cgroup, the fuzz seeds replayed;
+#    allocation check, the probe on this machine's own cgroup, the fuzz seeds replayed; then
+#    again with the evict feature, which adds --evict's suite (tests/evict.rs: a TLS API
+#    server made in the test);
 # 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
-# 3. the release build (static, under the size ceiling), a run of it here, and its budgets
-#    (system calls, peak RSS, instructions: tests/budgets.sh);
+# 3. the release builds (kubemem and kubemem-evict, static, under their size ceilings), a
+#    run of each here, and their budgets (system calls, peak RSS, instructions:
+#    tests/budgets.sh);
 #    and one short run of the exec benchmark script, so that it keeps working;
 # 4. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
 #    deploy/ and README.md (tests/deploy.sh);
@@ -22,22 +25,30 @@ cargo fmt --all -- --check
 
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --features evict -- -D warnings
 
 step "cargo test"
 cargo test --locked
+
+step "cargo test --features evict (kubemem-evict, and --evict against a TLS API server)"
+cargo test --locked --features evict
 
 step "benchmarks and fuzz targets compile"
 cargo bench --locked --no-run
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 
-step "release build (static, under the size ceiling)"
+step "release builds (static, under their size ceilings)"
 ./build.sh
 
-step "release binary on this machine's own cgroup"
+step "release binaries on this machine's own cgroup"
 target/dist/kubemem --verbose
+target/dist/kubemem-evict --verbose --evict
 
 step "budgets: system calls, peak RSS, instructions of one healthy run"
 tests/budgets.sh
+# The same healthy run with --evict: the same system calls and about the same instructions;
+# the larger binary maps more of itself (clean, shared pages), hence its own RSS ceiling.
+KUBEMEM_MAX_RSS_KIB=${KUBEMEM_EVICT_MAX_RSS_KIB:-1791} tests/budgets.sh target/dist/kubemem-evict --evict
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh

@@ -44,7 +44,7 @@ if [ -n "$need" ]; then
     exit 2
 fi
 
-./build.sh >/dev/null
+KUBEMEM_VARIANTS=default ./build.sh >/dev/null
 kubemem=target/dist/kubemem
 src=benches/exec
 # shellcheck disable=SC2054 # commas inside -Wl, flags

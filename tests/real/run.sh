@@ -124,7 +124,7 @@ common_prereqs() {
     ensure_packages gcc libc6-dev binutils || { COMMON_ERR=$ERR; return; }
     if [ ! -x "$KM" ] && [ -z "${KUBEMEM_BIN:-}" ]; then
         echo "building kubemem with ./build.sh" >&2
-        ./build.sh >&2 || { COMMON_ERR="a kubemem binary, but ./build.sh failed"; return; }
+        KUBEMEM_VARIANTS=default ./build.sh >&2 || { COMMON_ERR="a kubemem binary, but ./build.sh failed"; return; }
     fi
     [ -x "$KM" ] || { COMMON_ERR="a kubemem binary at $KM"; return; }
     is_static "$KM" || { COMMON_ERR="$KM to be statically linked (it runs in a scratch container and an initramfs)"; return; }
