@@ -236,7 +236,11 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
     #[cfg(feature = "evict")]
     let mut evict_timeout: Option<u64> = None;
     let mut run: Option<RunArgs> = None;
-    let mut first = true;
+    // A subcommand is the first argument as given: lexopt swallows a `--`, after which
+    // `kubemem -- run` would otherwise look like `kubemem run`.
+    let mut first = p
+        .raw_args()
+        .is_ok_and(|raw| raw.peek().is_some_and(|a| a == "run" || a == "install"));
     while let Some(arg) = p.next().map_err(lexopt_error)? {
         let is_first = core::mem::take(&mut first);
         match arg {
@@ -697,6 +701,12 @@ mod tests {
             Ok(Parsed::Install(c"-v".into()))
         );
         assert_eq!(err(&["install"]), "install: expected DEST");
+        // After `--`, `run` and `install` are arguments, not subcommands (found by fuzzing).
+        assert_eq!(err(&["--", "run", "true"]), "unexpected argument 'run'");
+        assert_eq!(
+            err(&["--", "install", "x"]),
+            "unexpected argument 'install'"
+        );
         assert_eq!(err(&["install", "a", "b"]), "install: expected DEST only");
         assert_eq!(err(&["install", "a", "-v"]), "install: expected DEST only");
         assert_eq!(
