@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # kubemem: the static probe in a scratch image, for any platform the Rust image has.
 #   docker build -t kubemem .
+#   docker build --target evict -t kubemem:evict .     # kubemem-evict, with --evict
 #   docker buildx build --platform linux/amd64,linux/arm64 -t kubemem .
 #   # in an application image:  COPY --from=kubemem /kubemem /kubemem
 #
@@ -22,12 +23,20 @@ RUN host=$(rustc -vV | sed -n 's/^host: //p'); \
     fi
 WORKDIR /src
 COPY . .
-# build.sh links statically, checks that the result is static and under the size ceiling,
-# and leaves it at target/dist/kubemem.
+# build.sh links statically, checks that each result is static and under its size ceiling,
+# and leaves target/dist/kubemem and target/dist/kubemem-evict (--evict: rustls and ring,
+# whose C parts the builder's compiler builds).
 RUN ./build.sh
 
-# No shell, no libc, no user database: the binary alone. tests/image.sh builds this stage's
-# root file system from the COPY lines below and runs it with runc.
+# The --evict variant, as its own image: docker build --target evict -t kubemem:evict .
+# It comes before the last stage so that a plain build still ends with the default image.
+FROM scratch AS evict
+COPY --from=build /src/target/dist/kubemem-evict /kubemem-evict
+USER 65532:65532
+ENTRYPOINT ["/kubemem-evict"]
+
+# No shell, no libc, no user database: the binary alone. The test suite (`tests/real/run.sh
+# image`) builds this stage's root file system from the COPY lines below and runs it with runc.
 FROM scratch
 COPY --from=build /src/target/dist/kubemem /kubemem
 # The C kubemem's path, so `COPY --from=... /bin/kubemem` keeps working.
