@@ -202,7 +202,7 @@ env_v1() {
     # a shell moves itself into the cgroup; the hog and kubemem are started from it
     KM_ENV=v1 KM=$KM HOG=$HOG CGV=v1 WORK=$WORK/v1 CG=$cg LIMIT=$LIMIT \
         CACHE_FILE=$cache TMPFS_DIR=$tmp ANC_CHILD=$cg/kmchild ANC_DIR=$cg ANC_LIMIT=$LIMIT OUTSIDE=${cg%/*} \
-        RUN="run run-wakeup" \
+        RUN="run run-wakeup run-reclaim" \
         background "$WORK/v1.out" timeout 300 bash -c 'echo $$ >"$CG/cgroup.procs" && exec bash "$1"' - "$HERE/scenarios.sh"
     record v1 <"$WORK/v1.out"
     cleanup
@@ -422,7 +422,7 @@ env_vm() {
         -kernel "$VMLINUZ" -initrd "$WORK/vm/initrd.cpio" \
         -append "console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init"
     secs=$(elapsed "$t0")
-    record vm 4 <"$WORK/vm.console"
+    record vm 5 <"$WORK/vm.console"
     grep -q '^GUEST done' <(tr -d '\r' <"$WORK/vm.console") ||
         { echo "vm console (last lines):"; tail -20 "$WORK/vm.console"; } >&2
     echo "vm: boot to poweroff $secs s (qemu TCG)"
