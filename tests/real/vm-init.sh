@@ -1,12 +1,8 @@
 #!/bin/sh
 # /init of the cgroup v2 test VM (busybox initramfs built by run.sh).  Sets up cgroup v2 and
 # runs scenarios.sh in five layouts; results go to the serial console, then it powers off.
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# shellcheck disable=SC1091 # PATH and the mounts, written by vm_root (tests/real/lib.sh)
+. /mounts.sh
 echo "GUEST init at uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 . /vm.conf   # LIMIT ANC_LIMIT NS_LIMIT CACHE_MIB, written by run.sh
@@ -38,7 +34,7 @@ KM_ENV=vm-cgns CG=$C WAKEUP=memory.events \
 
 # 3. a cgroup namespace rooted at kmns (limited); the process then moves into an unlimited
 #    child, so the limit is on the namespace root = the mount point
-KM_ENV=vm-cgns ANC_CHILD= ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
+KM_ENV=vm-cgns ANC_CHILD='' ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
     sh -c 'echo $$ >/sys/fs/cgroup/kmns/cgroup.procs && exec /cgns -m sh -c "mkdir /sys/fs/cgroup/child && echo \$\$ >/sys/fs/cgroup/child/cgroup.procs && echo +memory >/sys/fs/cgroup/cgroup.subtree_control && exec sh /scenarios.sh ancestor"'
 
 # 4. a cgroup namespace without a fresh mount: the inherited mount's root is "/.."
