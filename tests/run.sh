@@ -6,7 +6,8 @@
 # 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
 # 3. the release build (static, under the size ceiling), a run of it here, and its budgets
 #    (system calls, peak RSS, instructions: tests/budgets.sh);
-#    and one short run of the exec benchmark script, so that it keeps working;
+#    and one short run of each benchmark script (exec; kubemem run's reaction time and idle
+#    cost, as root), so that they keep working;
 # 4. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM);
 # 5. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
 set -Eeuo pipefail
@@ -38,6 +39,17 @@ tests/budgets.sh
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh
+
+step "kubemem run benchmark scripts run (timings not asserted; every run must end in SIGTERM)"
+if [ "$(id -u)" = 0 ]; then
+    RUNS=2 benches/run/reaction.sh all
+    benches/run/idle.sh all 2
+elif [ "${CI:-}" = true ]; then
+    echo "FAIL: the kubemem run benchmarks need root (with CI=true a missing prerequisite fails)"
+    exit 1
+else
+    echo "SKIP: the kubemem run benchmarks need root"
+fi
 
 if [ -x tests/real/run.sh ]; then
     step "real kernels"
