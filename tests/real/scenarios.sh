@@ -27,10 +27,10 @@
 #   RUN          kubemem run scenarios to add to the default list: run (sampling), and
 #                with an interval of an hour, so that only a kernel notification can act:
 #                v1 run-wakeup and run-reclaim (a writable cgroup mount), v2 run-events and
-#                run-psi (needs PSI_WORK)
+#                run-psi (needs PSI_APP)
 #   WAKEUP       run-events: the wakeup= kubemem must print (default
 #                memory.pressure,memory.events; memory.events on a read-only mount)
-#   PSI_WORK     run-psi: a child cgroup of LIMIT_DIR with memory.high above 90% of LIMIT,
+#   PSI_APP      run-psi: a child cgroup of LIMIT_DIR with memory.high above 90% of LIMIT,
 #                on a cgroup2 mount with memory_localevents
 #
 # Output: one line per scenario, `PASS env/scenario` or
@@ -362,20 +362,20 @@ run_reclaim() {
     pass
 }
 
-# run-psi (v2): PSI_WORK is a child of the limited cgroup with memory.high between the
+# run-psi (v2): PSI_APP is a child of the limited cgroup with memory.high between the
 # failure threshold and the limit, and memory.events counts local events only (the cgroup2
 # mount option memory_localevents). Above memory.high the kernel throttles the hog, which
 # stalls on memory: the PSI trigger on the limited cgroup's memory.pressure fires. Nothing
 # else can wake kubemem: its memory.events (the limited cgroup's) must stay at high 0 and
-# max 0, while PSI_WORK's own counts the throttling.
+# max 0, while PSI_APP's own counts the throttling.
 sc_run_psi() {
-    run_hog 1h memory.pressure,memory.events "$PSI_WORK" || return
+    run_hog 1h memory.pressure,memory.events "$PSI_APP" || return
     stat_key "$KDIR/memory.events" high; _high=$_v
     stat_key "$KDIR/memory.events" max; _max=$_v
-    stat_key "$PSI_WORK/memory.events.local" high; _work=$_v
-    if [ "$_high:$_max" != 0:0 ] || [ "${_work:-0}" -eq 0 ]; then
-        fail "the hog throttled in $PSI_WORK (memory.events.local high > 0) and no event in $KDIR (memory.events high 0, max 0)" \
-            "$KDIR/memory.events high=$_high max=$_max, $PSI_WORK/memory.events.local high=$_work"
+    stat_key "$PSI_APP/memory.events.local" high; _app=$_v
+    if [ "$_high:$_max" != 0:0 ] || [ "${_app:-0}" -eq 0 ]; then
+        fail "the hog throttled in $PSI_APP (memory.events.local high > 0) and no event in $KDIR (memory.events high 0, max 0)" \
+            "$KDIR/memory.events high=$_high max=$_max, $PSI_APP/memory.events.local high=$_app"
         return
     fi
     pass

@@ -43,14 +43,14 @@ KM_ENV=vm-cgns-nomount CG=$C/km \
 
 # 5. PSI alone: memory.events counts local events only (memory_localevents, a flag of the
 #    whole hierarchy, so this comes last), kubemem runs in kmpsi/sup below the limited kmpsi
-#    and its hog moves to kmpsi/work, whose memory.high lies between 90% and the limit
+#    and its hog moves to kmpsi/app, whose memory.high lies between 90% and the limit
 mount -o remount,memory_localevents none $C || echo "GUEST remount with memory_localevents failed"
 mkdir $C/kmpsi
 echo "$LIMIT" >$C/kmpsi/memory.max
 echo +memory >$C/kmpsi/cgroup.subtree_control
-mkdir $C/kmpsi/sup $C/kmpsi/work
-echo $((LIMIT * 92 / 100)) >$C/kmpsi/work/memory.high
-KM_ENV=vm-psi CG=$C/kmpsi/sup LIMIT_DIR=$C/kmpsi PSI_WORK=$C/kmpsi/work \
+mkdir $C/kmpsi/sup $C/kmpsi/app
+echo $((LIMIT * 92 / 100)) >$C/kmpsi/app/memory.high
+KM_ENV=vm-psi CG=$C/kmpsi/sup LIMIT_DIR=$C/kmpsi PSI_APP=$C/kmpsi/app \
     sh -c 'echo $$ >/sys/fs/cgroup/kmpsi/sup/cgroup.procs && exec sh /scenarios.sh run-psi'
 
 echo "GUEST done at uptime $(cut -d' ' -f1 /proc/uptime) s"
