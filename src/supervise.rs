@@ -1,10 +1,11 @@
 //! `kubemem run`: start CMD, stay its parent, and act on its memory before the OOM killer.
 //!
-//! [`run`] reads like tini's `main`: block the signals, open the sampler and the kernel
-//! wake-up, become a subreaper, spawn CMD, then one loop. The loop waits in a single `poll`
-//! for a signal (read from a signalfd: no handler ever runs), a kernel wake-up or the time of
-//! the next sample, whichever comes first; it forwards signals, reaps zombies, samples and
-//! acts on the thresholds, and returns CMD's status once CMD has exited.
+//! [`run`] reads like tini's `main`: block the signals, open the sampler, become a
+//! subreaper, spawn CMD, set up the kernel wake-ups, then one loop. The loop waits in a
+//! single `poll` for a signal (read from a signalfd: no handler ever runs), a kernel wake-up
+//! or the time of the next sample, whichever comes first; it forwards signals, reaps
+//! zombies, samples and acts on the thresholds, and returns CMD's status once CMD has
+//! exited.
 //!
 //! Before the spawn kubemem may fail and exit: nothing runs yet. After it, kubemem never
 //! exits on an error of its own (catatonit's rule: a PID 1 that exits takes the container
@@ -24,7 +25,7 @@ use crate::locate::{self, Location};
 use crate::measure::{Sample, Sampler};
 use crate::report::{self, Action};
 use crate::sys::{self, Argv};
-use crate::wakeup::Wakeup;
+use crate::wakeup::{Levels, Wakeup};
 use crate::{Config, OnError};
 
 /// What `kubemem run` needs besides the probe's [`Config`].
@@ -96,10 +97,6 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
             }
         }
     };
-    let wakeup = sampler.as_ref().map(|s| {
-        let bytes = thresholds(cfg, s);
-        Wakeup::open(&loc, s, bytes.as_ref().map_or(&[], |b| b))
-    });
     // Orphans of CMD's are re-parented to PID 1; below it, to the nearest subreaper.
     let me = rustix::process::getpid();
     if me != Pid::INIT {
@@ -119,7 +116,11 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
         Err(e) => return cannot_start(cfg, "spawn", e),
     };
 
-    // From here on kubemem exits only with CMD's status.
+    // From here on kubemem exits only with CMD's status. The wake-ups are set up only now:
+    // each v1 registration waits for an RCU grace period (about 10 ms), CMD need not.
+    let wakeup = sampler
+        .as_ref()
+        .map(|s| Wakeup::open(&loc, s, levels(cfg, s)));
     let wakeup_name = wakeup.as_ref().map_or("none", Wakeup::name);
     report::emit(cfg, &report::started(cfg, child, wakeup_name), Level::Ok);
     Supervisor {
@@ -155,9 +156,12 @@ fn open_sampler(cfg: &Config<'_>, loc: &mut Location) -> Result<Sampler, Error> 
 
 /// The thresholds in bytes of the limit as it is now, for v1 notifications (none when
 /// memory cannot be read yet).
-fn thresholds(cfg: &Config<'_>, sampler: &Sampler) -> Option<[u64; 2]> {
+fn levels(cfg: &Config<'_>, sampler: &Sampler) -> Option<Levels> {
     let limit = sampler.sample(|_, _| false).ok()?.limit;
-    Some([cfg.warning.bytes(limit), cfg.failure.bytes(limit)])
+    Some(Levels {
+        thresholds: [cfg.warning.bytes(limit), cfg.failure.bytes(limit)],
+        limit,
+    })
 }
 
 /// Which thresholds the last sample reached. A threshold fires when usage reaches it and
@@ -247,13 +251,15 @@ impl Supervisor<'_> {
         .flatten()
         .min();
         let timeout = due.map(|at| timespec(at.saturating_sub(now)));
-        let wake = self.wakeup.as_ref().and_then(Wakeup::poll_fd);
-        let n = 1 + usize::from(wake.is_some());
-        let mut fds = [
-            PollFd::new(&self.signals, PollFlags::IN),
-            wake.unwrap_or_else(|| PollFd::new(&self.signals, PollFlags::empty())),
-        ];
-        match poll(&mut fds[..n], timeout.as_ref()) {
+        // The wake-ups' slots; an empty one polls the signalfd for nothing.
+        let wake = |i| {
+            self.wakeup
+                .as_ref()
+                .and_then(|w| w.poll_fd(i))
+                .unwrap_or_else(|| PollFd::new(&self.signals, PollFlags::empty()))
+        };
+        let mut fds = [PollFd::new(&self.signals, PollFlags::IN), wake(0), wake(1)];
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => {
                 self.log_once(POLL_ERROR, "poll", e);
@@ -262,12 +268,15 @@ impl Supervisor<'_> {
                 return;
             }
         }
-        let (signalled, woken) = (fds[0].revents(), fds[1].revents());
-        if !signalled.is_empty() {
+        let revents = fds.map(|fd| fd.revents());
+        if !revents[0].is_empty() {
             self.on_signals();
         }
-        if n == 2 && self.wakeup.as_mut().is_some_and(|w| w.fired(woken)) {
-            self.next_sample = 0;
+        if let Some(w) = &mut self.wakeup {
+            // Both, so that each re-arms.
+            if w.fired(0, revents[1]) | w.fired(1, revents[2]) {
+                self.next_sample = 0;
+            }
         }
     }
 

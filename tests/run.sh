@@ -8,8 +8,8 @@
 # 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
 # 3. the release builds (kubemem and kubemem-evict, static, under their size ceilings), a
 #    run of each here, and their budgets (system calls, peak RSS, instructions:
-#    tests/budgets.sh);
-#    and one short run of the exec benchmark script, so that it keeps working;
+#    tests/budgets.sh); and one short run of each benchmark script (exec; kubemem run's
+#    reaction time and idle cost, as root), so that they keep working;
 # 4. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
 #    deploy/ and README.md (tests/deploy.sh);
 # 5. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM, and the
@@ -52,6 +52,17 @@ KUBEMEM_MAX_RSS_KIB=${KUBEMEM_EVICT_MAX_RSS_KIB:-1791} tests/budgets.sh target/d
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh
+
+step "kubemem run benchmark scripts run (timings not asserted; every run must end in SIGTERM)"
+if [ "$(id -u)" = 0 ]; then
+    RUNS=2 benches/run/reaction.sh all
+    benches/run/idle.sh all 2
+elif [ "${CI:-}" = true ]; then
+    echo "FAIL: the kubemem run benchmarks need root (with CI=true a missing prerequisite fails)"
+    exit 1
+else
+    echo "SKIP: the kubemem run benchmarks need root"
+fi
 
 step "Dockerfile and manifests: hadolint, kubernetes-validate"
 tests/deploy.sh

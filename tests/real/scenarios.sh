@@ -3,8 +3,8 @@
 # this same file from a shell that already sits in the cgroup under test.
 #
 # Usage: sh scenarios.sh [SCENARIO...]   (default: below verbose warning failure annotations
-#        termination-log pagecache pagecache-total tmpfs ancestor, and $RUN; also: no-mount,
-#        run, run-wakeup)
+#        termination-log pagecache pagecache-total tmpfs ancestor, and $RUN; also: no-mount
+#        and the run-* below)
 #
 # Set by the environment:
 #   KM_ENV       name used in the result lines (PASS <env>/<scenario>)
@@ -25,8 +25,14 @@
 #                exact scenario; unset where none is visible, e.g. inside a container)
 #   TOL_DOWN, TOL_UP  allowed difference between kubemem's used= and the kernel's (bytes;
 #                default: see below)
-#   RUN          kubemem run scenarios to add to the default list (run run-wakeup: the
-#                latter needs cgroup v1 threshold notifications, a writable cgroup mount)
+#   RUN          kubemem run scenarios to add to the default list: run (sampling), and
+#                with an interval of an hour, so that only a kernel notification can act:
+#                v1 run-wakeup and run-reclaim (a writable cgroup mount), v2 run-events and
+#                run-psi (needs PSI_APP)
+#   WAKEUP       run-events: the wakeup= kubemem must print (default
+#                memory.pressure,memory.events; memory.events on a read-only mount)
+#   PSI_APP      run-psi: a child cgroup of LIMIT_DIR with memory.high above 90% of LIMIT,
+#                on a cgroup2 mount with memory_localevents
 #
 # Output: one line per scenario, `PASS env/scenario` or
 # `FAIL env/scenario: expected ..., kubemem said ..., kernel said ...`, then `DONE env`.
@@ -295,16 +301,18 @@ sc_exact() {
 # pause between steps (an application growing, not one jump past the limit), on top of what
 # the first one holds (freeing that would change how its allocator serves the scenarios that
 # follow). kubemem must end it with SIGTERM (the hog has no handler: exit 143) before the OOM
-# killer strikes (oom_kill 0). run-wakeup samples once an hour: only the kernel's threshold
-# notification can wake it in time.
-sc_run() {
+# killer strikes (oom_kill 0).
+#
+# run_hog INTERVAL WAKEUP [INTO] -> 0 when it did, and the start line named WAKEUP (any: not
+# checked); INTO is a cgroup directory the hog moves into before it starts
+run_hog() {
     rm -f "$WORK/run.in" "$WORK/run.out"
-    mkfifo "$WORK/run.in" "$WORK/run.out" || { R_RC=- R_OUT="(not run)"; fail "fifos in $WORK"; return; }
+    mkfifo "$WORK/run.in" "$WORK/run.out" || { R_RC=- R_OUT="(not run)"; fail "fifos in $WORK"; return 1; }
     # the hog opens the fifos itself, so that kubemem holds neither
     # shellcheck disable=SC2016 # expanded by the inner sh
     "$KM" run --warning 80 --failure 90 --interval "$1" -- \
-        sh -c 'exec "$0" <"$1" >"$2"' "$HOG" "$WORK/run.in" "$WORK/run.out" \
-        </dev/null >"$WORK/run.log" 2>&1 &
+        sh -c '[ -z "$3" ] || echo $$ >"$3/cgroup.procs" || exit 99; exec "$0" <"$1" >"$2"' \
+        "$HOG" "$WORK/run.in" "$WORK/run.out" "${3:-}" </dev/null >"$WORK/run.log" 2>&1 &
     _km=$!
     exec 5>"$WORK/run.in" 6<"$WORK/run.out"
     _mib=0
@@ -317,15 +325,60 @@ sc_run() {
     R_RC=$?
     R_OUT=$(cat "$WORK/run.log")
     kread "$KDIR"
-    _exp="kubemem run to end the hog with SIGTERM (exit 143) at failure, before any OOM kill (oom_kill 0); the hog took $_mib MiB"
+    _exp="kubemem run --interval $1 to end the hog with SIGTERM (exit 143) at failure, before any OOM kill (oom_kill 0); the hog took $_mib MiB"
     case $R_RC:$K_OOM:$R_OUT in
         143:0:*"level=failure "*" action=signal signal=TERM pid="*) ;;
-        *) fail "$_exp" "$(kernel_said after)"; return ;;
+        *) fail "$_exp" "$(kernel_said after)"; return 1 ;;
     esac
-    case $2:$R_OUT in
-        wakeup:*" wakeup=cgroup.event_control"*) ;;
-        wakeup:*) fail "$_exp, woken by cgroup.event_control" "$(kernel_said after)"; return ;;
-    esac
+    field wakeup
+    if [ "$2" != any ] && [ "$_v" != "$2" ]; then fail "$_exp, woken by $2" "$(kernel_said after)"; return 1; fi
+}
+
+# run-wakeup samples once an hour: only a kernel notification can wake it in time. v1 has
+# thresholds on usage, so this works below the limit (with little page cache, as here).
+sc_run_wakeup() {
+    run_hog 1h cgroup.event_control && pass
+}
+
+# page cache fills the cgroup (the usual state of a busy one): usage sits at the limit, so the
+# kernel reclaims whenever the hog grows, and that is what wakes kubemem (v1: pressure level,
+# v2: memory.events `max`); thresholds on usage cannot, it crosses none of them any more.
+# WAKEUP as for run_hog
+run_reclaim() {
+    # enough of the hog's own memory that the cache cannot all stay
+    grow_to 40 || { fail "hog to grow to 40% (hog said: $HOG_REPLY)"; return 1; }
+    hog file "$CACHE_FILE" || { fail "hog to read $CACHE_FILE (hog said: $HOG_REPLY)"; return 1; }
+    kread "$KDIR"
+    if [ $((K_USAGE * 100 / LIMIT)) -lt 95 ] || [ $((K_WS * 100 / LIMIT)) -ge 80 ]; then
+        R_RC=- R_OUT="(not run)"
+        fail "reading $CACHE_FILE to leave raw usage >= 95% and working set < 80% of $LIMIT"
+        return 1
+    fi
+    if [ "$CGV" = v2 ]; then stat_key "$KDIR/memory.events" max; _max=$_v; fi
+    run_hog 1h "$1" || return 1
+    if [ "$CGV" = v2 ]; then
+        stat_key "$KDIR/memory.events" max
+        if [ "$_v" -le "$_max" ]; then fail "memory.events max to grow (reclaim at the limit)" "$(kernel_said after)"; return 1; fi
+    fi
+    pass
+}
+
+# run-psi (v2): PSI_APP is a child of the limited cgroup with memory.high between the
+# failure threshold and the limit, and memory.events counts local events only (the cgroup2
+# mount option memory_localevents). Above memory.high the kernel throttles the hog, which
+# stalls on memory: the PSI trigger on the limited cgroup's memory.pressure fires. Nothing
+# else can wake kubemem: its memory.events (the limited cgroup's) must stay at high 0 and
+# max 0, while PSI_APP's own counts the throttling.
+sc_run_psi() {
+    run_hog 1h memory.pressure,memory.events "$PSI_APP" || return
+    stat_key "$KDIR/memory.events" high; _high=$_v
+    stat_key "$KDIR/memory.events" max; _max=$_v
+    stat_key "$PSI_APP/memory.events.local" high; _app=$_v
+    if [ "$_high:$_max" != 0:0 ] || [ "${_app:-0}" -eq 0 ]; then
+        fail "the hog throttled in $PSI_APP (memory.events.local high > 0) and no event in $KDIR (memory.events high 0, max 0)" \
+            "$KDIR/memory.events high=$_high max=$_max, $PSI_APP/memory.events.local high=$_app"
+        return
+    fi
     pass
 }
 
@@ -423,8 +476,11 @@ for SC in "$@"; do
         tmpfs) sc_tmpfs ;;
         ancestor) sc_ancestor ;;
         exact) sc_exact ;;
-        run) sc_run 20ms ;;
-        run-wakeup) sc_run 1h wakeup ;;
+        run) run_hog 20ms any && pass ;;
+        run-wakeup) sc_run_wakeup ;;
+        run-reclaim) run_reclaim cgroup.event_control ;;
+        run-events) run_reclaim "${WAKEUP:-memory.pressure,memory.events}" ;;
+        run-psi) sc_run_psi ;;
         annotations) sc_annotations ;;
         termination-log) sc_termination_log ;;
         no-mount) sc_no_mount ;;

@@ -1,12 +1,8 @@
 #!/bin/sh
 # /init of the cgroup v2 test VM (busybox initramfs built by run.sh).  Sets up cgroup v2 and
-# runs scenarios.sh in four layouts; results go to the serial console, then it powers off.
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mount -t tmpfs tmpfs /tmp
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# runs scenarios.sh in five layouts; results go to the serial console, then it powers off.
+# shellcheck disable=SC1091 # PATH and the mounts, written by vm_root (tests/real/lib.sh)
+. /mounts.sh
 echo "GUEST init at uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 . /vm.conf   # LIMIT ANC_LIMIT NS_LIMIT CACHE_MIB, written by run.sh
@@ -25,23 +21,37 @@ echo "$NS_LIMIT" >$C/kmns/memory.max         # root of a cgroup namespace (ances
 
 export KM=/kubemem HOG=/hog CGV=v2 WORK=/tmp TMPFS_DIR=/tmp CACHE_FILE=/dev/ram0 LIMIT
 
-# 1. plain cgroup v2: the shell moves itself into km
+# 1. plain cgroup v2: the shell moves itself into km; kubemem run can create a PSI trigger
 KM_ENV=vm CG=$C/km OUTSIDE=$C ANC_CHILD=$C/kmpar/child ANC_DIR=$C/kmpar ANC_LIMIT=$ANC_LIMIT \
+    RUN="run run-events" \
     sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec sh /scenarios.sh'
 
-# 2. a cgroup namespace rooted at km with a fresh cgroup2 mount (what runtimes do):
-#    the process sees 0::/ and its own cgroup at /sys/fs/cgroup
-KM_ENV=vm-cgns CG=$C \
-    sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns -m sh /scenarios.sh below verbose warning failure pagecache pagecache-total tmpfs'
+# 2. a cgroup namespace rooted at km with a fresh, read-only cgroup2 mount (what runtimes do
+#    for a container that is not privileged): the process sees 0::/ and its own cgroup at
+#    /sys/fs/cgroup, and kubemem run cannot write a PSI trigger: memory.events only
+KM_ENV=vm-cgns CG=$C WAKEUP=memory.events \
+    sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns -r sh /scenarios.sh below verbose warning failure pagecache pagecache-total tmpfs run run-events'
 
 # 3. a cgroup namespace rooted at kmns (limited); the process then moves into an unlimited
 #    child, so the limit is on the namespace root = the mount point
-KM_ENV=vm-cgns ANC_CHILD= ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
+KM_ENV=vm-cgns ANC_CHILD='' ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
     sh -c 'echo $$ >/sys/fs/cgroup/kmns/cgroup.procs && exec /cgns -m sh -c "mkdir /sys/fs/cgroup/child && echo \$\$ >/sys/fs/cgroup/child/cgroup.procs && echo +memory >/sys/fs/cgroup/cgroup.subtree_control && exec sh /scenarios.sh ancestor"'
 
 # 4. a cgroup namespace without a fresh mount: the inherited mount's root is "/.."
 KM_ENV=vm-cgns-nomount CG=$C/km \
     sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns sh /scenarios.sh no-mount'
+
+# 5. PSI alone: memory.events counts local events only (memory_localevents, a flag of the
+#    whole hierarchy, so this comes last), kubemem runs in kmpsi/sup below the limited kmpsi
+#    and its hog moves to kmpsi/app, whose memory.high lies between 90% and the limit
+mount -o remount,memory_localevents none $C || echo "GUEST remount with memory_localevents failed"
+mkdir $C/kmpsi
+echo "$LIMIT" >$C/kmpsi/memory.max
+echo +memory >$C/kmpsi/cgroup.subtree_control
+mkdir $C/kmpsi/sup $C/kmpsi/app
+echo $((LIMIT * 92 / 100)) >$C/kmpsi/app/memory.high
+KM_ENV=vm-psi CG=$C/kmpsi/sup LIMIT_DIR=$C/kmpsi PSI_APP=$C/kmpsi/app \
+    sh -c 'echo $$ >/sys/fs/cgroup/kmpsi/sup/cgroup.procs && exec sh /scenarios.sh run-psi'
 
 echo "GUEST done at uptime $(cut -d' ' -f1 /proc/uptime) s"
 poweroff -f
