@@ -325,7 +325,8 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
                     .value()
                     .map_err(|_| UsageError::new(&[b"install: expected DEST"]))?;
                 let dest = c_path("install", dest)?;
-                if p.next().map_err(lexopt_error)?.is_some() {
+                // Raw, so that a trailing `--` (which lexopt would swallow) is refused too.
+                if p.raw_args().map_err(lexopt_error)?.peek().is_some() {
                     return Err(UsageError::new(&[b"install: expected DEST only"]));
                 }
                 return Ok(Parsed::Install(dest));
@@ -708,6 +709,7 @@ mod tests {
             "unexpected argument 'install'"
         );
         assert_eq!(err(&["install", "a", "b"]), "install: expected DEST only");
+        assert_eq!(err(&["install", "a", "--"]), "install: expected DEST only");
         assert_eq!(err(&["install", "a", "-v"]), "install: expected DEST only");
         assert_eq!(
             err(&["-v", "install", "a"]),
