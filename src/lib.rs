@@ -124,17 +124,21 @@ pub fn run(cfg: &Config<'_>) -> Exit {
                 Level::Ok | Level::Warning => Exit::Ok,
             }
         }
-        Err(e) => {
-            let line = report::error(cfg, &loc, e);
-            report::emit_error(cfg, &line);
-            match cfg.on_error {
-                OnError::Fail => {
-                    report::terminate(cfg, &line);
-                    Exit::CannotMeasure
-                }
-                OnError::Pass => Exit::Ok,
-            }
+        Err(e) => cannot_measure(cfg, &loc, e),
+    }
+}
+
+/// Memory cannot be measured: the error line, and per `--on-error` exit 2 (the line also
+/// going to the termination log) or 0. Shared by the probe and `kubemem run`'s start.
+pub(crate) fn cannot_measure(cfg: &Config<'_>, loc: &locate::Location, e: error::Error) -> Exit {
+    let line = report::error(cfg, loc, e);
+    report::emit_error(cfg, &line);
+    match cfg.on_error {
+        OnError::Fail => {
+            report::terminate(cfg, &line);
+            Exit::CannotMeasure
         }
+        OnError::Pass => Exit::Ok,
     }
 }
 

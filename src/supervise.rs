@@ -26,7 +26,7 @@ use crate::measure::{Sample, Sampler};
 use crate::report::{self, Action};
 use crate::sys::{self, Argv};
 use crate::wakeup::{Levels, Wakeup};
-use crate::{Config, OnError};
+use crate::Config;
 
 /// What `kubemem run` needs besides the probe's [`Config`].
 pub struct Options<'a> {
@@ -85,17 +85,10 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
     let mut loc = Location::new();
     let sampler = match open_sampler(cfg, &mut loc) {
         Ok(s) => Some(s),
-        Err(e) => {
-            let line = report::error(cfg, &loc, e);
-            report::emit_error(cfg, &line);
-            match cfg.on_error {
-                OnError::Fail => {
-                    report::terminate(cfg, &line);
-                    return Exit::CannotMeasure as u8;
-                }
-                OnError::Pass => None,
-            }
-        }
+        Err(e) => match crate::cannot_measure(cfg, &loc, e) {
+            Exit::Ok => None,
+            exit => return exit as u8,
+        },
     };
     // Orphans of CMD's are re-parented to PID 1; below it, to the nearest subreaper.
     let me = rustix::process::getpid();
