@@ -9,33 +9,47 @@
 #
 #   ./build.sh                      # both variants
 #   KUBEMEM_VARIANTS=default ./build.sh
-#   KUBEMEM_TARGET=aarch64-unknown-linux-musl ./build.sh
+#   KUBEMEM_TARGET=x86_64-unknown-linux-gnu ./build.sh   # static glibc instead of musl
 #
 # Arguments are passed on to cargo build.
 #
 # Environment:
 #   KUBEMEM_VARIANTS        which to build: default, evict, or both (default "default evict").
-#   KUBEMEM_TARGET          Rust target triple; default: this machine's architecture with musl
-#                           when that target is installed, else glibc (linked statically
-#                           either way).
-#   KUBEMEM_MAX_SIZE        size ceiling of kubemem in bytes (default below; set from
-#                           measurements in README: 1,000,000 for the probe alone, raised with
-#                           kubemem run, which added 35 KB, about 5 KB of them glibc's fork and
-#                           execvp).
-#   KUBEMEM_EVICT_MAX_SIZE  size ceiling of kubemem-evict (default below: 1,960,664 bytes
-#                           measured, rustls with ring, TLS 1.2 and 1.3).
+#   KUBEMEM_TARGET          Rust target triple; default: this machine's architecture with
+#                           musl (added with rustup when missing). x86_64-unknown-linux-gnu
+#                           builds a static glibc binary instead (tested, not shipped).
+#   KUBEMEM_DIST            where the binaries go (default target/dist).
+#   KUBEMEM_MAX_SIZE        size ceiling of kubemem in bytes. Default, set from measurements
+#                           (README "Numbers"): 480,000 for musl (450,624 measured), 1,040,000
+#                           for static glibc (1,032,728 measured; glibc's static start-up and
+#                           stdio pull in half a megabyte that musl does not).
+#   KUBEMEM_EVICT_MAX_SIZE  size ceiling of kubemem-evict: 1,420,000 for musl (1,380,496
+#                           measured, rustls with ring, TLS 1.2 and 1.3), 1,990,000 for glibc.
 set -Eeuo pipefail
 cd "$(dirname "$0")"
 
 host=$(rustc -vV | sed -n 's/^host: //p')
 arch=${host%%-*}
-target=${KUBEMEM_TARGET:-}
-if [ -z "$target" ]; then
-    target=$arch-unknown-linux-gnu
-    if rustup target list --installed 2>/dev/null | grep -qx "$arch-unknown-linux-musl"; then
-        target=$arch-unknown-linux-musl
-    fi
+# The release binary is static musl: the one users get, in the image and from this script.
+# The C library's start-up differs (see src/main.rs), so no other libc stands in for it.
+target=${KUBEMEM_TARGET:-$arch-unknown-linux-musl}
+if ! rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    echo "build.sh: adding the Rust target $target with rustup" >&2
+    rustup target add "$target" >&2 ||
+        { echo "build.sh: the Rust target $target is not installed and rustup could not add it" >&2; exit 1; }
 fi
+# ring (kubemem-evict's TLS) compiles C for the target: on a musl target, with Debian's
+# musl-tools' musl-gcc unless CC_<target> names another compiler.
+cc_var=CC_${target//-/_}
+if [ "${target%-musl}" != "$target" ] && [ -z "${!cc_var:-}" ] && command -v musl-gcc >/dev/null; then
+    export "$cc_var=musl-gcc"
+fi
+
+dist=${KUBEMEM_DIST:-target/dist}
+case $target in
+    *-musl*) max_size=480000 evict_max_size=1420000 ;;
+    *) max_size=1040000 evict_max_size=1990000 ;;
+esac
 
 # build VARIANT OUTPUT CEILING [CARGO ARGS...]
 build() {
@@ -49,7 +63,7 @@ build() {
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static" \
         cargo build --release --locked --target "$target" "$@"
 
-    mkdir -p target/dist
+    mkdir -p "$dist"
     cp "${CARGO_TARGET_DIR:-target}/$target/release/kubemem" "$out"
 
     # Static means: no program interpreter and no shared libraries needed.
@@ -70,8 +84,8 @@ build() {
 
 for variant in ${KUBEMEM_VARIANTS:-default evict}; do
     case $variant in
-        default) build default target/dist/kubemem "${KUBEMEM_MAX_SIZE:-1040000}" "$@" ;;
-        evict) build evict target/dist/kubemem-evict "${KUBEMEM_EVICT_MAX_SIZE:-1990000}" --features evict "$@" ;;
+        default) build default "$dist/kubemem" "${KUBEMEM_MAX_SIZE:-$max_size}" "$@" ;;
+        evict) build evict "$dist/kubemem-evict" "${KUBEMEM_EVICT_MAX_SIZE:-$evict_max_size}" --features evict "$@" ;;
         *)
             echo "build.sh: unknown variant '$variant' in KUBEMEM_VARIANTS (default, evict)" >&2
             exit 1

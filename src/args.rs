@@ -216,7 +216,8 @@ impl Args {
     }
 }
 
-/// Parses the command line. `Parser::from_env()` in the binary, `Parser::from_args` in tests.
+/// Parses the command line: `Parser::from_args` over `main`'s argv in the binary (see
+/// `sys::args`), over literals in tests.
 pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
     let mut args = Args {
         warning: Threshold::Percent(75_00),

@@ -4,15 +4,20 @@
 //! `#![no_main]`: kubemem starts at the C `main` that glibc's start-up code calls, skipping
 //! Rust std's runtime set-up (`lang_start`), which costs 19 system calls and about 25 µs
 //! per run (a SIGPIPE disposition, stack-guard discovery through /proc/self/maps, a
-//! sigaltstack) that a probe running every few seconds in every pod does not need. std's
-//! `args_os()` still works: glibc hands argv to std through `.init_array`.
+//! sigaltstack) that a probe running every few seconds in every pod does not need.
+//!
+//! The arguments come from `main`'s own `argc` and `argv` (`sys::args`), never from std's
+//! `args_os()`: without `lang_start`, only glibc fills that in (through `.init_array`); on
+//! musl, the libc of the release binary, it is empty and kubemem would ignore every flag.
 #![no_main]
 #![deny(unsafe_code)]
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, OsStr};
+use std::os::unix::ffi::OsStrExt;
 
 use kubemem::args::{self, Parsed};
 use kubemem::report::write_all;
+use kubemem::sys;
 use kubemem::Exit;
 use rustix::stdio::{stderr, stdout};
 
@@ -20,8 +25,10 @@ use rustix::stdio::{stderr, stdout};
 // start-up code calls, and nothing else in the program defines it.
 #[allow(unsafe_code)]
 #[no_mangle]
-extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
-    let exit = match args::parse(lexopt::Parser::from_env()) {
+extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    let exit = match args::parse(lexopt::Parser::from_args(
+        sys::args(argc, argv).map(OsStr::from_bytes),
+    )) {
         Ok(Parsed::Probe(args)) => {
             let cfg = args.config(stdout(), stderr());
             let exit = kubemem::run(&cfg);

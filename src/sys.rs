@@ -1,6 +1,6 @@
-//! The only unsafe code in kubemem: calls into the C library for what rustix leaves to it
-//! in a program that links one (signal dispositions, the signal mask, signalfd, fork and
-//! execvp), a stack buffer that is not zeroed before use, and the descriptors left open for
+//! The only unsafe code in kubemem: the command line as the C `main` receives it, calls into
+//! the C library for what rustix leaves to it in a program that links one (signal
+//! dispositions, the signal mask, signalfd, fork and execvp), a stack buffer that is not zeroed before use, and the descriptors left open for
 //! exit.
 //!
 //! kubemem is single-threaded (it starts at the C `main` and spawns no thread), which the
@@ -16,6 +16,33 @@ use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
+
+/// The command line `main` received, without the program name (what lexopt's
+/// `Parser::from_args` takes, once `main` has made each an `OsStr`: this crate is `no_std`).
+///
+/// std's `args_os()` is no substitute in a `#![no_main]` program: only glibc hands argv to
+/// std before a C `main` (through `.init_array`); musl does not, and there std sees an
+/// empty command line. A musl kubemem that read `args_os()` ignored every argument.
+///
+/// Only for `main`'s own `argc` and `argv`, its one caller: a safe function so that the
+/// unsafe code stays in this file, at the cost of clippy's rule that a function taking a raw
+/// pointer it dereferences be `unsafe`.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+pub fn args(argc: c_int, argv: *const *const c_char) -> impl Iterator<Item = &'static [u8]> {
+    let n = usize::try_from(argc).unwrap_or(0);
+    let ptrs: &'static [*const c_char] = if argv.is_null() {
+        &[]
+    } else {
+        // SAFETY: the C start-up code passes `argc` valid pointers in `argv` (and a null
+        // after them), in memory that lives, unchanged by kubemem, until the process exits.
+        unsafe { core::slice::from_raw_parts(argv, n) }
+    };
+    ptrs.iter().skip(1).map(|&arg| {
+        // SAFETY: each of those pointers is a NUL-terminated string that lives as long as
+        // the process (see above).
+        unsafe { CStr::from_ptr(arg) }.to_bytes()
+    })
+}
 
 /// Ignores SIGPIPE, so that writing to a closed pipe (a logfile at `/proc/1/fd/1` whose
 /// reader is gone) returns EPIPE instead of killing the probe, which would turn a logging

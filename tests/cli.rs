@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubemem");
+mod common;
+use common::bin;
 /// `MemTotal: 16384000 kB` in every fixture's proc/meminfo.
 const MEMTOTAL: u64 = 16_384_000 * 1024;
 const MAX_LINE: usize = 400;
@@ -49,7 +50,7 @@ fn run(case: Option<&str>, args: &[&str]) -> Out {
         all.push(fixture(c));
     }
     all.extend(args.iter().map(|s| s.to_string()));
-    let output = Command::new(BIN)
+    let output = Command::new(bin())
         .args(&all)
         .env_remove("RUST_BACKTRACE")
         .output()
@@ -1425,7 +1426,7 @@ fn install_copies_the_binary() {
         "{}",
         o.ctx()
     );
-    assert!(std::fs::read(&dest).unwrap() == std::fs::read(BIN).unwrap());
+    assert!(std::fs::read(&dest).unwrap() == std::fs::read(bin()).unwrap());
     let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
     let copy = Command::new(&dest).arg("--version").output().unwrap();

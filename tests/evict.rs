@@ -30,7 +30,8 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubemem");
+mod common;
+use common::bin;
 const PDB_MESSAGE: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
 /// The fixture's working set is 47.2% of its limit: these thresholds fail it.
 const FAILING: [&str; 4] = ["--warning", "40", "--failure", "45"];
@@ -495,7 +496,7 @@ impl Cluster {
     /// Runs kubemem with `args` and the in-cluster environment, POD_NAME=web-0; `env` adds to
     /// it or, with an empty value, removes a variable.
     fn run(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.env_clear()
             .env("KUBERNETES_SERVICE_HOST", self.server.ip().to_string())
             .env("KUBERNETES_SERVICE_PORT", self.server.port().to_string())

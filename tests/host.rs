@@ -5,6 +5,8 @@
 //! so the working set kubemem prints must lie between readings taken just before and just
 //! after it, with a small slack for what the probe's own process adds.
 
+mod common;
+
 use std::fs;
 use std::process::Command;
 
@@ -84,7 +86,7 @@ fn probe_matches_the_kernel_on_this_machine() {
         .unwrap();
 
     let before = working_set(version, &dir);
-    let out = Command::new(env!("CARGO_BIN_EXE_kubemem"))
+    let out = Command::new(common::bin())
         .arg("--verbose")
         .output()
         .unwrap();
@@ -139,4 +141,42 @@ fn probe_matches_the_kernel_on_this_machine() {
         _ if get("limit_source") == "host" => assert_eq!(limit, memtotal * 1024, "{line}"),
         _ => assert!(limit < memtotal * 1024, "{line}"),
     }
+}
+
+/// Each flag changes what a real run on this machine's cgroup does. A binary that ignores
+/// its command line (a `#![no_main]` musl build reading std's empty `args_os()`) exits 0 on
+/// all three, silently.
+#[test]
+fn flags_change_what_a_real_run_does() {
+    let run = |args: &[&str]| {
+        let out = Command::new(common::bin()).args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    // Any working set is above 2 KiB: failure, with the failure line.
+    let (code, stdout, stderr) = run(&["--warning", "1Ki", "--failure", "2Ki"]);
+    assert_eq!(code, Some(4), "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.starts_with("level=failure "), "{stdout:?}");
+    assert!(stdout.contains(" failure=2048 "), "{stdout:?}");
+
+    // The same run in JSON: the format flag is read too.
+    let (code, stdout, _) = run(&[
+        "--warning",
+        "1Ki",
+        "--failure",
+        "2Ki",
+        "--log-format",
+        "json",
+    ]);
+    assert_eq!(code, Some(4));
+    assert!(stdout.starts_with("{\"level\":\"failure\""), "{stdout:?}");
+
+    let (code, stdout, stderr) = run(&["--no-such-flag"]);
+    assert_eq!(code, Some(3), "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stderr.contains("--no-such-flag"), "{stderr:?}");
+
+    let (code, stdout, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(stdout, concat!("kubemem ", env!("CARGO_PKG_VERSION"), "\n"));
 }

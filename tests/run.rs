@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{kill_process, Pid, Signal};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kubemem");
+mod common;
+use common::bin;
 
 /// A healthy pod's view of cgroup v2 (85/95 is healthy there).
 fn fixture() -> String {
@@ -75,7 +76,7 @@ struct Supervised<'d> {
 
 impl<'d> Supervised<'d> {
     fn start(dir: &'d TempDir, args: &[&str], script: &str) -> Supervised<'d> {
-        Supervised::start_in(dir, Command::new(BIN), args, script)
+        Supervised::start_in(dir, Command::new(bin()), args, script)
     }
 
     /// As `start`, with `command` running kubemem (e.g. `unshare ... kubemem`).
@@ -141,7 +142,7 @@ impl Drop for Supervised<'_> {
 
 /// Runs `kubemem run <args> -- <command>` to the end: (exit code, stdout, stderr).
 fn run(args: &[&str], command: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .arg("run")
         .args(args)
         .arg("--")
@@ -166,7 +167,7 @@ fn exits_with_every_exit_code_of_cmd() {
         let children: Vec<(i32, Child)> = batch
             .iter()
             .map(|&n| {
-                let child = Command::new(BIN)
+                let child = Command::new(bin())
                     .args(["run", "--root", &root, "--", "sh", "-c"])
                     .arg(format!("exit {n}"))
                     .stdout(Stdio::null())
@@ -322,7 +323,7 @@ fn reaps_orphans_as_pid_1() {
     let dir = TempDir::new("pid1");
     fs::write(dir.path("orphan.sh"), ORPHAN).unwrap();
     let mut unshare = Command::new("unshare");
-    unshare.args(["--pid", "--fork", "--mount-proc", BIN]);
+    unshare.args(["--pid", "--fork", "--mount-proc", bin()]);
     let script = format!("[ $$ = 2 ] || exit 99; (sh orphan.sh &); {WAIT}");
     let mut k = Supervised::start_in(&dir, unshare, &["--root", &fixture()], &script);
     k.ready();
@@ -372,7 +373,7 @@ fn usage_errors_are_one_line_and_exit_3() {
         &["run", "--signal", "BOGUS", "--", "true"],
         &["--signal", "TERM"],
     ] {
-        let out = Command::new(BIN).args(args).output().unwrap();
+        let out = Command::new(bin()).args(args).output().unwrap();
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");

@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # The whole test suite: the command README.md gives and .ci/run runs.
 #
-# 1. cargo test: unit tests of every parser, the CLI suite over fixture trees, the
-#    allocation check, the probe on this machine's own cgroup, the fuzz seeds replayed; then
-#    again with the evict feature, which adds --evict's suite (tests/evict.rs: a TLS API
-#    server made in the test);
-# 2. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
-# 3. the release builds (kubemem and kubemem-evict, static, under their size ceilings), a
-#    run of each here, and their budgets (system calls, peak RSS, instructions:
-#    tests/budgets.sh); and one short run of each benchmark script (exec; kubemem run's
-#    reaction time and idle cost, as root), so that they keep working;
-# 4. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
+# Every suite that runs a kubemem binary runs the release binary users get: the static musl
+# build that ./build.sh leaves in target/dist/ (KUBEMEM_BIN points the Rust suites at it).
+#
+# 1. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
+# 2. the release builds (kubemem and kubemem-evict, static musl, under their size ceilings)
+#    and a run of each here;
+# 3. cargo test against them: unit tests of every parser, the CLI suite over fixture trees,
+#    kubemem run with real processes, the probe on this machine's own cgroup, the allocation
+#    check, the fuzz seeds replayed; then again with the evict feature against
+#    kubemem-evict, which adds --evict's suite (tests/evict.rs: a TLS API server made in the
+#    test); and the CLI, host and run suites against a static glibc build (KUBEMEM_TARGET),
+#    which stays possible and so stays tested;
+# 4. their budgets (system calls, peak RSS, instructions: tests/budgets.sh); and one short
+#    run of each benchmark script (exec; kubemem run's reaction time and idle cost, as root),
+#    so that they keep working;
+# 5. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
 #    deploy/ and README.md (tests/deploy.sh);
-# 5. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM, and the
+# 6. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM, and the
 #    Dockerfile's scratch image under runc);
-# 6. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
+# 7. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,22 +33,26 @@ step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features evict -- -D warnings
 
-step "cargo test"
-cargo test --locked
-
-step "cargo test --features evict (kubemem-evict, and --evict against a TLS API server)"
-cargo test --locked --features evict
-
 step "benchmarks and fuzz targets compile"
 cargo bench --locked --no-run
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 
-step "release builds (static, under their size ceilings)"
+step "release builds (static musl, under their size ceilings)"
 ./build.sh
 
 step "release binaries on this machine's own cgroup"
 target/dist/kubemem --verbose
 target/dist/kubemem-evict --verbose --evict
+
+step "cargo test, the binary suites against target/dist/kubemem"
+KUBEMEM_BIN=$PWD/target/dist/kubemem cargo test --locked
+
+step "cargo test --features evict against target/dist/kubemem-evict (and --evict against a TLS API server)"
+KUBEMEM_BIN=$PWD/target/dist/kubemem-evict cargo test --locked --features evict
+
+step "a static glibc build (KUBEMEM_TARGET): the CLI, host and run suites against it"
+KUBEMEM_TARGET=$(uname -m)-unknown-linux-gnu KUBEMEM_VARIANTS=default KUBEMEM_DIST=target/dist-glibc ./build.sh
+KUBEMEM_BIN=$PWD/target/dist-glibc/kubemem cargo test --locked --test cli --test host --test run
 
 step "budgets: system calls, peak RSS, instructions of one healthy run"
 tests/budgets.sh
