@@ -19,7 +19,7 @@ use crate::parse::{self, Threshold};
 /// The obvious integer parser: optional single `\n`, then only ASCII digits, std's parse.
 pub fn naive_u64(b: &[u8]) -> Option<u64> {
     let s = std::str::from_utf8(b).ok()?;
-    let s = s.strip_suffix('\n').unwrap_or(s);
+    let s = s.strip_suffix('\n').unwrap_or(s).trim_matches([' ', '\t']);
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -33,8 +33,9 @@ pub fn u64(data: &[u8]) {
         naive_u64(data),
         "parse_u64 on {data:?}"
     );
-    let want = match data {
-        b"max" | b"max\n" => Some(None),
+    let value = data.strip_suffix(b"\n").unwrap_or(data);
+    let want = match std::str::from_utf8(value).map(|v| v.trim_matches([' ', '\t'])) {
+        Ok("max") => Some(None),
         _ => naive_u64(data).map(Some),
     };
     assert_eq!(parse::parse_max(data).ok(), want, "parse_max on {data:?}");

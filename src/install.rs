@@ -39,7 +39,12 @@ type Failed<'a> = (&'a CStr, &'static [u8], Errno);
 
 fn copy(dest: &CStr) -> Result<(), Failed<'_>> {
     let src = read::open(SELF).map_err(|e| (SELF, b"cannot open: ".as_slice(), e))?;
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::TRUNC
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
     let mode = Mode::from_raw_mode(0o755);
     let out =
         rustix::fs::open(dest, flags, mode).map_err(|e| (dest, b"cannot open: ".as_slice(), e))?;

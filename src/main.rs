@@ -41,7 +41,9 @@ extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
             exit
         }
         Ok(Parsed::Run(args, mut run)) => {
-            let cfg = args.config(stdout(), stderr());
+            // kubemem run's own lines go to standard error (or --logfile), never into CMD's
+            // standard output, which is the application's stream (`docker run img | jq`).
+            let cfg = args.config(stderr(), stderr());
             return kubemem::supervise::run(&cfg, &run.options()).into();
         }
         Ok(Parsed::Install(dest)) => kubemem::install::install(&dest, stderr()),

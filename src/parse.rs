@@ -9,16 +9,19 @@ use rustix::process::Signal;
 use crate::error::{Malformed, StatKey};
 
 /// Parses an unsigned decimal integer as the kernel writes it in a cgroup file: digits and an
-/// optional single trailing `\n`.
+/// optional single trailing `\n`, with blanks (spaces, tabs) around the digits allowed.
 ///
-/// Strict on purpose: a value the kernel would never write (a sign, a unit suffix, a carriage
-/// return from a file edited on Windows, leading spaces, a second line) is an error, not a
-/// guess. A missing trailing newline is accepted (fixture files, `echo -n`).
+/// Blanks are accepted because other readers of these files accept them (a value padded to a
+/// width, `720719872  ` then a newline, is still that number) and they cannot change its
+/// meaning. Anything else the kernel would never write (a sign, a unit suffix, a carriage
+/// return from a file edited on Windows, blanks inside the number, a second line, an empty
+/// value) is an error, not a guess. A missing trailing newline is accepted (fixture files,
+/// `echo -n`).
 pub fn parse_u64(b: &[u8]) -> Result<u64, Malformed> {
-    let digits = match b.split_last() {
+    let digits = trim_blanks(match b.split_last() {
         Some((b'\n', rest)) => rest,
         _ => b,
-    };
+    });
     if digits.is_empty() {
         return Err(Malformed::Empty);
     }
@@ -47,10 +50,22 @@ pub fn parse_u64(b: &[u8]) -> Result<u64, Malformed> {
 
 /// Parses a v2 `memory.max`: `max` (no limit, `None`) or a byte count.
 pub fn parse_max(b: &[u8]) -> Result<Option<u64>, Malformed> {
-    match b {
-        b"max\n" | b"max" => Ok(None),
+    let value = b.strip_suffix(b"\n").unwrap_or(b);
+    match trim_blanks(value) {
+        b"max" => Ok(None),
         _ => parse_u64(b).map(Some),
     }
+}
+
+/// `b` without the spaces and tabs at either end.
+fn trim_blanks(mut b: &[u8]) -> &[u8] {
+    while let Some((b' ' | b'\t', rest)) = b.split_first() {
+        b = rest;
+    }
+    while let Some((b' ' | b'\t', rest)) = b.split_last() {
+        b = rest;
+    }
+    b
 }
 
 /// The `memory.stat` fields kubemem uses. `None` when the key is absent.

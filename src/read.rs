@@ -23,11 +23,14 @@ use rustix::fs::{Mode, OFlags};
 use crate::error::Fault;
 use crate::sys::{keep, Buf};
 
-/// Opens `path` read-only.
+/// Opens `path` read-only and without blocking. On the kernel's files `O_NONBLOCK` changes
+/// nothing; a FIFO put in place of one would otherwise block the open until a writer came,
+/// and a hung probe is a failed probe. With it, such a FIFO reads as empty (no writer) or
+/// `EAGAIN` (a writer with nothing written): an error line naming the file, at once.
 pub fn open(path: &CStr) -> Result<OwnedFd, rustix::io::Errno> {
     rustix::fs::open(
         path,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+        OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )
 }

@@ -5,7 +5,7 @@
 //! and merges events that differ only in their message, so the line is short, stable, one
 //! line, and carries no timestamp or pid.
 
-use core::ffi::CStr;
+use core::ffi::{c_int, CStr};
 
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{Mode, OFlags};
@@ -340,13 +340,16 @@ pub fn action(
     verdict_with(cfg, loc, s, level, |line| {
         line.word("action", action.name().as_bytes());
         if let Some(sig) = action.signal() {
-            target(line, sig, pid);
+            target(line, sig.as_raw(), pid);
         }
     })
 }
 
-fn target(line: &mut Line, sig: Signal, pid: Pid) {
-    line.word("signal", signal_name(sig).as_bytes());
+fn target(line: &mut Line, signo: c_int, pid: Pid) {
+    match Signal::from_named_raw(signo).map(signal_name) {
+        Some(name) if name != "?" => line.word("signal", name.as_bytes()),
+        _ => line.num("signal", signo.unsigned_abs().into()),
+    }
     line.num("pid", pid.as_raw_nonzero().get() as u128);
 }
 
@@ -364,12 +367,7 @@ pub fn started(cfg: &Config<'_>, pid: Pid, wakeup: &str) -> Line {
 
 /// An error of `kubemem run` that is not about a file: `level=error action=<what>`, the
 /// signal and pid when sending one failed, and the reason.
-pub fn run_error(
-    cfg: &Config<'_>,
-    action: &str,
-    sent: Option<(Signal, Pid)>,
-    errno: Errno,
-) -> Line {
+pub fn run_error(cfg: &Config<'_>, action: &str, sent: Option<(c_int, Pid)>, errno: Errno) -> Line {
     let mut line = Line::new(cfg.format);
     line.word("level", b"error");
     line.word("action", action.as_bytes());
@@ -501,13 +499,23 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
 /// Sends a verdict line where it belongs: to the logfile (or standard output without one),
 /// and at failure also to standard output, so kubelet's event shows it. A logfile that
 /// cannot be opened or written is reported on stderr and changes nothing else.
+///
+/// The logfile is opened with `O_NONBLOCK` and kept so: a FIFO without a reader (as
+/// `/proc/1/fd/1` can be) fails the open with `ENXIO` at once, where a blocking open would
+/// wait for a reader forever and hang the probe; a pipe whose reader has stopped reading
+/// fails the write with `EAGAIN` once it is full, losing that line rather than the probe.
 pub fn emit(cfg: &Config<'_>, line: &Line, level: Level) {
     crate::sys::ignore_sigpipe();
     let Some(path) = cfg.logfile else {
         let _ = write_all(cfg.out, line.as_bytes());
         return;
     };
-    let flags = OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let flags = OFlags::WRONLY
+        | OFlags::APPEND
+        | OFlags::CREATE
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
     let mode = Mode::from_raw_mode(0o644);
     let logged = match rustix::fs::open(path, flags, mode) {
         Err(e) => Err((b"cannot open log file: ".as_slice(), e, None)),
@@ -554,7 +562,12 @@ pub fn terminate(cfg: &Config<'_>, line: &Line) {
     crate::sys::ignore_sigpipe();
     let text = line.as_bytes();
     let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::TRUNC
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC
+        | OFlags::NOCTTY;
     let failed = match rustix::fs::open(path, flags, Mode::from_raw_mode(0o644)) {
         Err(e) => Some((b"cannot open termination log: ".as_slice(), e)),
         Ok(fd) => write_all(fd.as_fd(), text)

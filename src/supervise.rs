@@ -14,6 +14,8 @@
 //! Nothing in the loop allocates: samples are read into stack buffers and lines are built
 //! by `report`.
 
+use core::ffi::c_int;
+
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::io::Errno;
@@ -42,31 +44,9 @@ pub struct Options<'a> {
     pub argv: Argv<'a>,
 }
 
-/// The signals forwarded to CMD.
-const FORWARDED: [Signal; 7] = [
-    Signal::TERM,
-    Signal::INT,
-    Signal::HUP,
-    Signal::QUIT,
-    Signal::USR1,
-    Signal::USR2,
-    Signal::WINCH,
-];
-
-/// The signals blocked and read through the signalfd: the forwarded ones, SIGCHLD (time to
-/// reap), and SIGTTIN and SIGTTOU, which would stop kubemem when it writes to a terminal it
-/// handed to CMD (tini ignores them for the same reason).
-const BLOCKED: [Signal; FORWARDED.len() + 3] = {
-    let mut all = [Signal::CHILD; FORWARDED.len() + 3];
-    all[1] = Signal::TTIN;
-    all[2] = Signal::TTOU;
-    let mut i = 0;
-    while i < FORWARDED.len() {
-        all[3 + i] = FORWARDED[i];
-        i += 1;
-    }
-    all
-};
+/// The job-control signals: with a terminal, kubemem suspends CMD's group and itself on
+/// them (see [`Supervisor::forward`]).
+const JOB_CONTROL: [Signal; 3] = [Signal::TSTP, Signal::TTIN, Signal::TTOU];
 
 /// Runs CMD under supervision and returns the exit status for kubemem: CMD's (128 + N when
 /// signal N ended it), or one of [`Exit`]'s when CMD could not be started.
@@ -78,7 +58,7 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
     };
     // SIGCHLD inherited as ignored would have the kernel reap CMD and lose its status.
     sys::default_disposition(Signal::CHILD);
-    let signals = match sys::signalfd(&BLOCKED) {
+    let signals = match sys::block_all_signals() {
         Ok(fd) => fd,
         Err(e) => return cannot_start(cfg, "signalfd", e),
     };
@@ -98,6 +78,8 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
         }
     }
     let program = opts.argv.program();
+    // The child takes the terminal's foreground when standard input is one (see spawn).
+    let tty = rustix::termios::isatty(rustix::stdio::stdin());
     let child = match sys::spawn(&opts.argv, |e| {
         report::emit_error(cfg, &report::exec_error(cfg, program, e));
         match e {
@@ -124,6 +106,7 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
         wakeup,
         signals,
         child,
+        tty,
         status: None,
         reached: Reached::default(),
         last: None,
@@ -202,6 +185,8 @@ struct Supervisor<'s> {
     wakeup: Option<Wakeup>,
     signals: OwnedFd,
     child: Pid,
+    /// CMD has the terminal: job-control signals suspend its group and kubemem.
+    tty: bool,
     /// CMD's exit status, once reaped.
     status: Option<u8>,
     reached: Reached,
@@ -219,6 +204,7 @@ impl Supervisor<'_> {
     fn supervise(mut self) -> u8 {
         loop {
             if let Some(status) = self.status {
+                self.end_group();
                 return status;
             }
             let now = now_ms();
@@ -273,25 +259,83 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Forwards the signals waiting in the signalfd and reaps on SIGCHLD.
+    /// Forwards the signals waiting in the signalfd, in the order they came, and reaps on
+    /// SIGCHLD. Every signal but SIGCHLD is forwarded (KILL and STOP never get here: they
+    /// cannot be caught).
     fn on_signals(&mut self) {
-        // A bit per signal number: repeats of a standard signal merge, as the kernel merges
-        // them anyway.
-        let mut pending: u64 = 0;
-        if let Err(e) = sys::read_signals(self.signals.as_fd(), |n| {
-            if (1..64).contains(&n) {
-                pending |= 1 << n;
+        let mut batch = [0; sys::SIGNAL_BATCH];
+        let mut child_exited = false;
+        loop {
+            let n = match sys::read_signals(self.signals.as_fd(), &mut batch) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.log_once(SIGNALFD_ERROR, "signalfd", e);
+                    0
+                }
+            };
+            for &signo in &batch[..n] {
+                if signo == Signal::CHILD.as_raw() {
+                    child_exited = true;
+                } else {
+                    self.forward(signo);
+                }
             }
-        }) {
-            self.log_once(SIGNALFD_ERROR, "signalfd", e);
-        }
-        for sig in FORWARDED {
-            if pending & (1 << sig.as_raw()) != 0 {
-                self.send(sig);
+            if n < batch.len() {
+                break;
             }
         }
-        if pending & (1 << Signal::CHILD.as_raw()) != 0 {
+        if child_exited {
             self.reap();
+        }
+    }
+
+    /// Forwards `signo` to CMD's group. A job-control signal (TSTP, TTIN, TTOU) when CMD has
+    /// the terminal also stops kubemem, after CMD's group, as dumb-init does: the shell that
+    /// started kubemem sees its job stop, and `fg` (SIGCONT, which the kernel delivers to a
+    /// stopped process even when blocked, then forwarded) resumes both. As PID 1 the kernel
+    /// does not stop kubemem; CMD's group still is. Without a terminal they are forwarded
+    /// like any other signal.
+    fn forward(&mut self, signo: c_int) {
+        self.send_raw(signo);
+        if self.tty && JOB_CONTROL.iter().any(|s| s.as_raw() == signo) {
+            let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::STOP);
+        }
+    }
+
+    /// CMD has exited: SIGTERM to what is left of its process group, so that a worker it
+    /// left behind can finish what it was writing (as dumb-init does), then wait for that
+    /// group to be gone, at most `--grace`, forwarding signals and reaping, and SIGKILL what
+    /// is still there. As PID 1 the kernel would kill the rest at kubemem's exit anyway;
+    /// below a subreaper, the group would otherwise outlive kubemem as orphans.
+    fn end_group(&mut self) {
+        let group = -self.child.as_raw_nonzero().get();
+        if sys::kill(group, Signal::TERM.as_raw()).is_err() {
+            return; // ESRCH: nothing is left of the group.
+        }
+        let deadline = now_ms().saturating_add(self.opts.grace_ms);
+        loop {
+            self.reap();
+            if sys::kill(group, 0) == Err(Errno::SRCH) {
+                return;
+            }
+            let now = now_ms();
+            if now >= deadline {
+                let _ = sys::kill(group, Signal::KILL.as_raw());
+                self.reap();
+                return;
+            }
+            let mut fds = [PollFd::new(&self.signals, PollFlags::IN)];
+            // At most 100 ms: the group may end by exits that are not kubemem's children
+            // (no SIGCHLD), which only `kill(-group, 0)` sees.
+            let polled = poll(&mut fds, Some(&timespec((deadline - now).min(100))));
+            let ready = !fds[0].revents().is_empty();
+            match polled {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => self.log_once(POLL_ERROR, "poll", e),
+            }
+            if ready {
+                self.on_signals();
+            }
         }
     }
 
@@ -385,18 +429,22 @@ impl Supervisor<'_> {
         }
     }
 
-    /// Sends `sig` to the process group CMD leads, so that its own children see it too, or
-    /// to CMD alone when it left that group. A CMD already gone is no error.
+    /// Sends `sig` to CMD's group (see [`Supervisor::send_raw`]).
     fn send(&self, sig: Signal) {
-        let leads = rustix::process::getpgid(Some(self.child)) == Ok(self.child);
-        let sent = match leads {
-            true => rustix::process::kill_process_group(self.child, sig),
-            false => rustix::process::kill_process(self.child, sig),
-        };
-        match sent {
+        self.send_raw(sig.as_raw());
+    }
+
+    /// Sends signal number `signo` to the process group CMD leads, so that its own children
+    /// see it too, or to CMD alone when it left that group; once CMD has exited, to what is
+    /// left of its group. A target already gone is no error.
+    fn send_raw(&self, signo: c_int) {
+        let pid = self.child.as_raw_nonzero().get();
+        let leads =
+            self.status.is_some() || rustix::process::getpgid(Some(self.child)) == Ok(self.child);
+        match sys::kill(if leads { -pid } else { pid }, signo) {
             Ok(()) | Err(Errno::SRCH) => {}
             Err(e) => {
-                let line = report::run_error(self.cfg, "signal", Some((sig, self.child)), e);
+                let line = report::run_error(self.cfg, "signal", Some((signo, self.child)), e);
                 report::emit_error(self.cfg, &line);
             }
         }

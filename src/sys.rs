@@ -72,57 +72,95 @@ fn errno() -> Errno {
     Errno::from_raw_os_error(unsafe { *libc::__errno_location() })
 }
 
-/// A signal set holding `signals`.
-fn sigset(signals: &[Signal]) -> libc::sigset_t {
-    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: `sigemptyset` initialises the whole set; `sigaddset` only fails for an invalid
-    // number, and a rustix `Signal` is a valid one.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        for s in signals {
-            libc::sigaddset(set.as_mut_ptr(), s.as_raw());
-        }
-        set.assume_init()
+/// Every signal the kernel has, as its own 64-bit signal set (bit N-1 for signal N).
+const ALL_SIGNALS: u64 = u64::MAX;
+
+/// `rt_sigprocmask(how, set)` as the kernel has it, on a 64-bit set.
+///
+/// Why not the C library's `sigprocmask`: glibc's and musl's leave out the real-time signals
+/// they keep for their own threads (glibc 32 and 33, musl 32 to 34), and `sigaddset` refuses
+/// them. Those would stay unblocked with their default action, so `kill -34` would end a
+/// kubemem that is not PID 1 and orphan CMD. kubemem starts no thread, so none of them is
+/// the C library's to keep.
+fn set_signal_mask(how: c_int, set: u64) -> Result<(), Errno> {
+    // SAFETY: `set` is a valid 8-byte kernel sigset for the duration of the call; the old
+    // mask is not asked for (null). Single-threaded, so the process's mask is this thread's.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            how,
+            &set as *const u64,
+            ptr::null_mut::<u64>(),
+            core::mem::size_of::<u64>(),
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(errno()),
     }
 }
 
-/// Blocks `signals` and returns a signalfd that receives them (non-blocking, close-on-exec):
-/// the supervisor waits for signals and for its next sample in one `poll`, and no handler
-/// ever runs (tini's and catatonit's way). Blocked signals are also delivered to PID 1,
-/// which the kernel otherwise spares from every signal it has no handler for.
-pub fn signalfd(signals: &[Signal]) -> Result<OwnedFd, Errno> {
-    let set = sigset(signals);
-    // SAFETY: `set` is initialised; the old mask is not asked for (null). Single-threaded,
-    // so the process's mask is this thread's.
-    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, ptr::null_mut()) } != 0 {
-        return Err(errno());
-    }
-    // SAFETY: -1 asks for a new descriptor; `set` is initialised.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+/// Blocks every signal and returns a signalfd that receives them (non-blocking,
+/// close-on-exec): the supervisor waits for signals and for its next sample in one `poll`,
+/// and no handler ever runs (tini's and catatonit's way). With every signal blocked, none
+/// ends kubemem, PID 1 or not: a blocked signal waits in the signalfd whatever its default
+/// action. KILL and STOP cannot be blocked (the kernel leaves them out of the mask), and the
+/// synchronous faults of a real bug (SEGV, BUS, ILL, FPE from kubemem's own code) are
+/// delivered by the kernel even when blocked, with their default action: a crash stays a
+/// crash. Blocked signals are also delivered to PID 1, which the kernel otherwise spares
+/// from every signal it has no handler for.
+pub fn block_all_signals() -> Result<OwnedFd, Errno> {
+    set_signal_mask(libc::SIG_BLOCK, ALL_SIGNALS)?;
+    let set = ALL_SIGNALS;
+    // SAFETY: -1 asks for a new descriptor; `set` is a valid 8-byte kernel sigset.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_signalfd4,
+            -1,
+            &set as *const u64,
+            core::mem::size_of::<u64>(),
+            libc::SFD_NONBLOCK | libc::SFD_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(errno());
     }
     // SAFETY: `fd` is a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as c_int) })
+}
+
+/// Sends signal number `signo` (any, real-time ones included) to process `pid`, or to
+/// process group `-pid` when `pid` is negative, as kill(2) does.
+pub fn kill(pid: c_int, signo: c_int) -> Result<(), Errno> {
+    // SAFETY: kill(2) takes any numbers; a bad one is an error, not undefined behaviour.
+    match unsafe { libc::kill(pid, signo) } {
+        0 => Ok(()),
+        _ => Err(errno()),
+    }
 }
 
 /// The size of the kernel's `struct signalfd_siginfo`, one per signal read.
 const SIGINFO: usize = 128;
 
-/// Reads every signal waiting in a non-blocking signalfd and calls `each` with its number.
-pub fn read_signals(fd: BorrowedFd<'_>, mut each: impl FnMut(c_int)) -> Result<(), Errno> {
-    // Sixteen at a time: at most one of each forwarded signal and SIGCHLD is pending.
-    let mut buf = Buf::<{ 16 * SIGINFO }>::new();
-    loop {
-        buf.clear();
-        match buf.read_from(fd, None) {
-            Err(Errno::AGAIN) | Ok(0) => return Ok(()),
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        for info in buf.as_bytes().chunks_exact(SIGINFO) {
-            // `ssi_signo`, a u32, comes first.
-            each(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as c_int);
+/// How many signals [`read_signals`] returns at most per call.
+pub const SIGNAL_BATCH: usize = 16;
+
+/// Reads the signals waiting in a non-blocking signalfd, at most [`SIGNAL_BATCH`], oldest
+/// first, into `out`; returns how many (0: none is waiting). Each instance of a real-time
+/// signal is its own entry, as the kernel queues them.
+pub fn read_signals(fd: BorrowedFd<'_>, out: &mut [c_int; SIGNAL_BATCH]) -> Result<usize, Errno> {
+    let mut buf = Buf::<{ SIGNAL_BATCH * SIGINFO }>::new();
+    match buf.read_from(fd, None) {
+        Err(Errno::AGAIN) => Ok(0),
+        Err(e) => Err(e),
+        Ok(_) => {
+            let infos = buf.as_bytes().chunks_exact(SIGINFO);
+            let n = infos.len();
+            for (o, info) in out.iter_mut().zip(infos) {
+                // `ssi_signo`, a u32, comes first.
+                *o = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as c_int;
+            }
+            Ok(n)
         }
     }
 }
@@ -200,9 +238,7 @@ fn exec(argv: &Argv<'_>, exec_failed: impl FnOnce(Errno) -> u8) -> ! {
         let _ = rustix::termios::tcsetpgrp(stdin, rustix::process::getpid());
     }
     default_disposition(Signal::PIPE);
-    let empty = sigset(&[]);
-    // SAFETY: `empty` is initialised; the child is single-threaded.
-    unsafe { libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut()) };
+    let _ = set_signal_mask(libc::SIG_SETMASK, 0);
     // SAFETY: `argv.ptrs` is null-terminated and each other pointer is a live C string
     // (the invariant of `Argv`); `execvp` returns only on failure.
     unsafe { libc::execvp(argv.ptrs[0], argv.ptrs.as_ptr()) };

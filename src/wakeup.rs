@@ -156,7 +156,7 @@ fn open_control(loc: &Location, sampler: &Sampler, name: &str, flags: OFlags) ->
     let path = loc.dir.file(sampler.at(), name, &mut path)?;
     let fd = rustix::fs::open(
         path,
-        flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+        flags | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
         Mode::empty(),
     )
     .ok()?;

@@ -1452,3 +1452,168 @@ fn install_copies_the_binary() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What a file in an unexpected form does: never a hang
+
+/// Runs kubemem as `run` does, but kills it if it has not exited after 5 s (a hang guard: the
+/// test fails as "hung"); returns its output and how long it took.
+fn run_bounded(args: &[String]) -> (Out, std::time::Duration) {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let start = Instant::now();
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kubemem {args:?} hung (killed after 5 s)");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let elapsed = start.elapsed();
+    let output = child.wait_with_output().unwrap();
+    let out = Out {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+        cmd: format!("kubemem {}", args.join(" ")),
+    };
+    (out, elapsed)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+/// A copy of a fixture tree, to change one file of it.
+fn copy_fixture(case: &str, tag: &str) -> PathBuf {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let to = tmp_path(tag);
+    copy(PathBuf::from(fixture(case)).as_path(), &to);
+    to
+}
+
+/// `/proc/1/fd/1` is a pipe or a FIFO in most runtimes: a FIFO without a reader is an error
+/// line (ENXIO) at once, the exit code unchanged, where a blocking open would wait forever.
+#[test]
+fn a_fifo_logfile_without_a_reader_is_an_error_not_a_hang() {
+    let dir = tmp_path("fifo-log");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("log");
+    mkfifo(&fifo);
+    let log = fifo.to_str().unwrap().to_string();
+    for (case, flags, code, level) in [
+        (
+            "k8s-v1-rootpath",
+            &["--warning", "85", "--failure", "95"][..],
+            4,
+            "failure",
+        ),
+        ("k8s-v2-cgroupns", &["--verbose"][..], 0, "ok"),
+    ] {
+        let mut args = vec![
+            "--root".to_string(),
+            fixture(case),
+            "--logfile".into(),
+            log.clone(),
+        ];
+        args.extend(flags.iter().map(|s| s.to_string()));
+        let (o, took) = run_bounded(&args);
+        assert_eq!(o.code, code, "{}", o.ctx());
+        let want = format!(
+            "level=error file={log} error=\"cannot open log file: no such device or address\""
+        );
+        assert_eq!(o.stderr_lines(), [want.as_str()], "{}", o.ctx());
+        if level == "failure" {
+            check_kv(&one_stdout_line(&o), &[("level", level.into())], &o.ctx());
+        }
+        assert!(took.as_millis() < 100, "took {took:?}{}", o.ctx());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A FIFO in place of `memory.current` is a clear error naming it, never a hang: with no
+/// writer it reads as empty, with a writer that wrote nothing as "try again".
+#[test]
+fn a_fifo_in_place_of_a_cgroup_file_is_an_error_not_a_hang() {
+    let root = copy_fixture("k8s-v2-cgroupns", "fifo-cgroup");
+    let current = root.join("sys/fs/cgroup/memory.current");
+    std::fs::remove_file(&current).unwrap();
+    mkfifo(&current);
+    let args = ["--root".to_string(), root.to_str().unwrap().to_string()];
+    let (o, took) = run_bounded(&args);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert!(
+        o.stderr.contains("memory.current") && o.stderr.contains("error=\"empty value\""),
+        "{}",
+        o.ctx()
+    );
+    assert!(took.as_millis() < 100, "took {took:?}{}", o.ctx());
+
+    // A writer holds the FIFO open (read and write, so this open does not block either).
+    let _writer = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&current)
+        .unwrap();
+    let (o, took) = run_bounded(&args);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert!(
+        o.stderr.contains("memory.current") && o.stderr.contains("temporarily unavailable"),
+        "{}",
+        o.ctx()
+    );
+    assert!(took.as_millis() < 100, "took {took:?}{}", o.ctx());
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// Blanks around a number are padding (`720719872  ` then a newline): the same reading as
+/// without them. A carriage return stays an error (see the err-current-* fixtures).
+#[test]
+fn numbers_padded_with_blanks_read_as_the_numbers() {
+    let plain = run(Some("k8s-v2-cgroupns"), &["--verbose"]);
+    let root = copy_fixture("k8s-v2-cgroupns", "padded");
+    let cgroup = root.join("sys/fs/cgroup");
+    for (file, padded) in [
+        ("memory.current", "612368384  \n"),
+        ("memory.max", "\t1073741824 \n"),
+    ] {
+        let value = std::fs::read_to_string(cgroup.join(file)).unwrap();
+        assert_eq!(value.trim(), padded.trim(), "{file}");
+        std::fs::write(cgroup.join(file), padded).unwrap();
+    }
+    let args = [
+        "--root".to_string(),
+        root.to_str().unwrap().to_string(),
+        "--verbose".into(),
+    ];
+    let (o, _) = run_bounded(&args);
+    assert_eq!(o.code, 0, "{}", o.ctx());
+    let (a, b) = (
+        logfmt(&one_stdout_line(&plain)),
+        logfmt(&one_stdout_line(&o)),
+    );
+    for key in ["used", "limit", "percent", "limit_source"] {
+        assert_eq!(get(&a, key), get(&b, key), "{key}{}", o.ctx());
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}

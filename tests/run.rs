@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::io::{Seek, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,10 +104,6 @@ impl<'d> Supervised<'d> {
         Pid::from_raw(self.child.id() as i32).unwrap()
     }
 
-    fn signal(&self, sig: Signal) {
-        kill_process(self.pid(), sig).unwrap();
-    }
-
     fn ready(&self) {
         eventually("CMD to be ready", || self.dir.path("ready").exists());
     }
@@ -200,56 +197,436 @@ fn exits_128_plus_n_when_a_signal_ends_cmd() {
             &["sh", "-c", &format!("kill -{name} $$")],
         );
         assert_eq!(code, 128 + n, "kill -{name}: {stdout}{stderr}");
+        // kubemem run's own line goes to standard error, never into CMD's output.
+        assert_eq!(stdout, "");
         assert!(
-            stdout.starts_with("level=info action=start pid="),
-            "{stdout}"
+            stderr.starts_with("level=info action=start pid=") && stderr.lines().count() == 1,
+            "{stderr}"
         );
-        assert_eq!(stderr, "");
     }
 }
 
-/// Each forwarded signal reaches CMD, which traps it, records it and exits 0.
-#[test]
-fn forwards_each_signal_to_cmd() {
-    let signals = [
-        ("TERM", Signal::TERM),
-        ("INT", Signal::INT),
-        ("HUP", Signal::HUP),
-        ("QUIT", Signal::QUIT),
-        ("USR1", Signal::USR1),
-        ("USR2", Signal::USR2),
-        ("WINCH", Signal::WINCH),
-    ];
-    std::thread::scope(|s| {
-        for (name, sig) in signals {
-            s.spawn(move || {
-                let dir = TempDir::new(name);
-                let script = format!("trap 'echo {name} > got; exit 0' {name}; {WAIT}");
-                let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
-                k.ready();
-                k.signal(sig);
-                assert_eq!(k.code(), 0, "{name}: {}", dir.read("stderr"));
-                assert_eq!(dir.read("got"), format!("{name}\n"));
-            });
+// ---- What an init must do, shared with dumb-init and tini --------------------------------
+//
+// The tests named `init_*` run any init given by `init()`: kubemem run, or, as a control,
+// `KUBEMEM_INIT_CONTROL` (say `dumb-init` or `tini -s -g --`), so that each behaviour can be
+// shown against a peer built from Debian's packages:
+//   KUBEMEM_INIT_CONTROL=dumb-init cargo test --test run init_
+
+/// The init's command line up to CMD.
+fn init() -> Vec<String> {
+    match std::env::var("KUBEMEM_INIT_CONTROL") {
+        Ok(control) if !control.is_empty() => {
+            control.split_whitespace().map(String::from).collect()
         }
-    });
+        _ => [bin(), "run", "--root", &fixture(), "--"]
+            .map(String::from)
+            .to_vec(),
+    }
+}
+
+/// Where the init runs.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// A child of the test: not PID 1, a subreaper (`docker run --init`, a wrapper script).
+    Child,
+    /// PID 1 of a new PID namespace, as in a container.
+    Pid1,
+    /// Below another PID 1 in a new PID namespace (Kubernetes `shareProcessNamespace`, where
+    /// the pause process is PID 1).
+    BelowInit,
+}
+
+/// Whether `unshare --pid --fork --mount-proc` works here (root); under CI=true it must.
+fn pid_namespaces() -> bool {
+    let permitted = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !permitted {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true: unshare --pid --fork --mount-proc must work (run as root)"
+        );
+        eprintln!("SKIP: unshare --pid --fork --mount-proc not permitted");
+    }
+    permitted
+}
+
+/// The command that starts the init at `place` with `cmd`, and how many parents stand
+/// between the test's child and the init.
+fn init_command(place: Place, cmd: &[&str]) -> (Command, usize) {
+    let mut line = init();
+    line.extend(cmd.iter().map(|s| s.to_string()));
+    let unshare = ["--pid", "--fork", "--mount-proc", "--"];
+    match place {
+        Place::Child => {
+            let mut c = Command::new(&line[0]);
+            c.args(&line[1..]);
+            (c, 0)
+        }
+        Place::Pid1 => {
+            let mut c = Command::new("unshare");
+            c.args(unshare).args(&line);
+            (c, 1)
+        }
+        Place::BelowInit => {
+            // A shell as PID 1 that only waits: it forwards nothing, as the pause process.
+            let mut c = Command::new("unshare");
+            c.args(unshare)
+                .args(["sh", "-c", "\"$@\" & wait $!", "sh"])
+                .args(&line);
+            (c, 2)
+        }
+    }
+}
+
+/// The pid, as seen from here, `depth` generations below `pid` (each an only child).
+fn descendant(pid: Pid, depth: usize) -> Pid {
+    let mut pid = pid;
+    for _ in 0..depth {
+        let mut children = Vec::new();
+        eventually("the init to start", || {
+            children = children_of(pid);
+            children.len() == 1
+        });
+        pid = Pid::from_raw(children[0].0).unwrap();
+    }
+    pid
+}
+
+/// The state letter of a process (`T` stopped), or None once it is gone.
+fn state_of(pid: i32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(ppid_and_state(&stat)?.1)
+}
+
+/// Every process below `pid`, deepest first.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for (child, _) in children_of(Pid::from_raw(pid).unwrap()) {
+        out.extend(descendants(child));
+        out.push(child);
+    }
+    out
+}
+
+/// Waits for the init (the test's `child`) to exit, after letting CMD go (`stop`, and
+/// SIGCONT for whatever a control stopped). A hang guard, not a timing: past 30 s the
+/// whole tree is killed, by PID, and the test fails.
+fn finish(child: &mut Child, dir: &TempDir) -> std::process::ExitStatus {
+    fs::write(dir.path("stop"), "").unwrap();
+    let pid = child.id() as i32;
+    for p in descendants(pid).into_iter().chain([pid]) {
+        let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::CONT);
+    }
+    let give_up = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > give_up {
+            for p in descendants(pid).into_iter().chain([pid]) {
+                let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::KILL);
+            }
+            let _ = child.wait();
+            panic!("the init did not exit after CMD was let go: killed");
+        }
+        sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits up to 5 s for `cond`; false if it never held (a control may not do it).
+fn within(mut cond: impl FnMut() -> bool) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// CMD for the signal tests: records every signal it can catch, one number a line, in
+/// `got`, and never forks (a forked `sleep` in CMD's group would be stopped or killed by the
+/// signals meant for CMD). Python cannot catch 32 and 33 (glibc's own).
+const RECORDER: &str = r#"
+import os, signal, time
+got = open("got", "a", buffering=1)
+def record(n, _frame):
+    got.write("%d\n" % n)
+for n in signal.valid_signals():
+    if n not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+        signal.signal(n, record)
+open("ready", "w").close()
+while not os.path.exists("stop"):
+    time.sleep(0.02)
+"#;
+
+/// Python's full path: a version manager's `python3` on PATH is a script that forks.
+fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+/// Every signal a process can catch, by number (the real-time ones too), reaches CMD, and
+/// none ends the init, PID 1 or not: 1 to 64 less KILL and STOP (they cannot be caught),
+/// CHLD (the init's own) and 32 and 33 (CMD cannot catch them: see the next test).
+fn forwards_every_signal(place: Place) {
+    if !matches!(place, Place::Child) && !pid_namespaces() {
+        return;
+    }
+    let dir = TempDir::new(&format!("signals-{place:?}"));
+    let (mut command, depth) = init_command(place, &[python(), "-c", RECORDER]);
+    let mut child = command
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let init = descendant(Pid::from_raw(child.id() as i32).unwrap(), depth);
+    eventually("CMD to be ready", || dir.path("ready").exists());
+    let numbers: Vec<i32> = (1..=64)
+        .filter(|n| ![9, 19, 17, 32, 33].contains(n))
+        .collect();
+    let mut missed = Vec::new();
+    for &n in &numbers {
+        let sent = Command::new("kill")
+            .args([format!("-{n}"), init.as_raw_nonzero().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{n}");
+        let got = || dir.read("got").lines().any(|l| l == n.to_string());
+        if !within(|| got() || !matches!(child.try_wait(), Ok(None))) || !got() {
+            missed.push(n);
+            // A control that stopped itself and CMD on a job-control signal: resume them
+            // (SIGCONT to each, as `fg` would) to go on with the next signal.
+            for p in descendants(child.id() as i32) {
+                let _ = kill_process(Pid::from_raw(p).unwrap(), Signal::CONT);
+            }
+            let _ = kill_process(Pid::from_raw(child.id() as i32).unwrap(), Signal::CONT);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let alive = child.try_wait().unwrap().is_none();
+    let status = finish(&mut child, &dir);
+    assert!(
+        alive,
+        "{place:?}: the init ended ({status:?}) while CMD lived; CMD missed {missed:?}; stderr {}",
+        dir.read("stderr")
+    );
+    assert!(missed.is_empty(), "{place:?}: CMD did not get {missed:?}");
+    assert_eq!(status.code(), Some(0), "{place:?}: {}", dir.read("stderr"));
+}
+
+#[test]
+fn init_forwards_every_signal_as_a_child() {
+    forwards_every_signal(Place::Child);
+}
+
+#[test]
+fn init_forwards_every_signal_as_pid_1() {
+    forwards_every_signal(Place::Pid1);
+}
+
+#[test]
+fn init_forwards_every_signal_below_another_init() {
+    forwards_every_signal(Place::BelowInit);
+}
+
+/// 32 and 33, which the C libraries keep for their threads, are forwarded too: CMD (a shell,
+/// which cannot catch them) dies of each, and the init, not PID 1, lives to exit 128 + N.
+#[test]
+fn init_forwards_the_signals_the_c_library_keeps() {
+    for n in [32, 33, 34] {
+        let dir = TempDir::new(&format!("rt-{n}"));
+        let script = format!("echo $$ > cmd-pid; {WAIT}");
+        let (mut command, _) = init_command(Place::Child, &["sh", "-c", &script]);
+        // std spawns with glibc's posix_spawn, whose child ignores 32 and 33 (glibc's own
+        // signals), and an ignored signal stays ignored through exec, so this test process
+        // and CMD would ignore them. A container runtime starts the init with their default
+        // action: set it back before the exec, with the raw system call, since glibc's
+        // `sigaction` refuses them.
+        // SAFETY: the closure only makes system calls (async-signal-safe after fork).
+        unsafe { command.pre_exec(default_action_32_to_34) };
+        let mut child = command
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        eventually("CMD to be ready", || dir.path("ready").exists());
+        let sent = Command::new("kill")
+            .args([format!("-{n}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        within(|| !matches!(child.try_wait(), Ok(None)));
+        let status = finish(&mut child, &dir);
+        assert_eq!(status.code(), Some(128 + n), "kill -{n}: {status:?}");
+    }
+}
+
+/// Sets signals 32 to 34 to their default action (see the test above).
+fn default_action_32_to_34() -> std::io::Result<()> {
+    // The kernel's `struct sigaction` on Linux: handler (SIG_DFL is 0), flags, restorer,
+    // mask.
+    let default = [0u64; 4];
+    for n in 32..=34 {
+        // SAFETY: `default` is a valid kernel sigaction for the duration of the call; the
+        // old action is not asked for.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                n,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// CMD leads its own process group, and forwarded signals go to the group: a worker that
 /// CMD started sees them too.
 #[test]
-fn forwards_to_the_process_group_of_cmd() {
+fn init_forwards_to_the_process_group_of_cmd() {
     let dir = TempDir::new("group");
-    let worker = format!("trap 'echo USR1 > worker-got; exit 0' USR1; {WAIT}");
-    // CMD itself has no trap: USR1 ends it (128 + 10), after it started the worker.
-    let script = format!("sh -c \"{worker}\" & wait");
-    let mut k = Supervised::start(&dir, &["--root", &fixture()], &script);
-    k.ready();
-    k.signal(Signal::USR1);
-    assert_eq!(k.code(), 138, "{}", dir.read("stderr"));
-    eventually("the worker to record USR1", || {
-        dir.read("worker-got") == "USR1\n"
+    let worker = "trap 'echo USR1 >> worker-got' USR1; trap 'exit 0' TERM; \
+                  touch worker-ready; while [ ! -e stop ]; do sleep 0.02; done";
+    fs::write(dir.path("worker.sh"), worker).unwrap();
+    let script = format!("sh worker.sh & {WAIT}");
+    let (mut command, _) = init_command(Place::Child, &["sh", "-c", &script]);
+    let mut child = command
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("CMD and its worker to be ready", || {
+        dir.path("ready").exists() && dir.path("worker-ready").exists()
     });
+    rustix::process::kill_process(Pid::from_raw(child.id() as i32).unwrap(), Signal::USR1).unwrap();
+    within(|| dir.read("worker-got") == "USR1\n");
+    finish(&mut child, &dir);
+    assert_eq!(
+        dir.read("worker-got"),
+        "USR1\n",
+        "the worker's record of USR1"
+    );
+}
+
+/// When CMD exits, what is left of its process group gets SIGTERM (a worker can finish what
+/// it was writing), and the init exits with CMD's status.
+#[test]
+fn init_terms_what_cmd_left_of_its_group() {
+    let dir = TempDir::new("leftover");
+    let worker = "trap 'echo TERM > worker-got; exit 0' TERM; \
+                  touch worker-ready; while :; do sleep 0.02; done";
+    fs::write(dir.path("worker.sh"), worker).unwrap();
+    // CMD waits until the worker's trap is set, then exits 7 without it.
+    let script = "sh worker.sh & while [ ! -e worker-ready ]; do sleep 0.01; done; exit 7";
+    let (mut command, _) = init_command(Place::Child, &["sh", "-c", script]);
+    let mut child = command
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    within(|| !matches!(child.try_wait(), Ok(None)));
+    let status = finish(&mut child, &dir);
+    assert_eq!(status.code(), Some(7));
+    eventually("the worker to record TERM", || {
+        dir.read("worker-got") == "TERM\n"
+    });
+}
+
+/// CMD's standard output carries CMD's bytes and nothing else: `docker run image cmd | jq`.
+#[test]
+fn init_leaves_cmd_standard_output_to_cmd() {
+    let (mut command, _) = init_command(Place::Child, &["sh", "-c", "printf 'only {this}'"]);
+    let out = command.stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "only {this}");
+}
+
+/// With a terminal (CMD has its foreground), SIGTSTP to the init suspends CMD's group and
+/// the init; SIGCONT resumes both. `script` gives them a pseudo-terminal.
+#[test]
+fn init_job_control_under_a_terminal() {
+    let dir = TempDir::new("tty");
+    let script = format!("echo $$ > cmd-pid; echo $PPID > init-pid; {WAIT}");
+    let mut line = init();
+    line.extend(["sh", "-c", &script].map(String::from));
+    let quoted: Vec<String> = line.iter().map(|a| format!("'{a}'")).collect();
+    let mut child = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(&dir.0)
+        .env("SHELL", "/bin/sh")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually("CMD to be ready", || dir.path("ready").exists());
+    let pid = |name: &str| -> i32 { dir.read(name).trim().parse().unwrap() };
+    let (init, cmd) = (pid("init-pid"), pid("cmd-pid"));
+    let signal = |sig: Signal| kill_process(Pid::from_raw(init).unwrap(), sig).unwrap();
+
+    signal(Signal::TSTP);
+    let stopped = within(|| state_of(init) == Some('T') && state_of(cmd) == Some('T'));
+    signal(Signal::CONT);
+    let resumed = within(|| {
+        state_of(init).is_some_and(|s| s != 'T') && state_of(cmd).is_some_and(|s| s != 'T')
+    });
+    let status = finish(&mut child, &dir);
+    assert!(stopped, "the init and CMD stopped on SIGTSTP");
+    assert!(resumed, "the init and CMD resumed on SIGCONT");
+    assert_eq!(status.code(), Some(0));
+}
+
+/// kubemem's own: a worker that ignores the SIGTERM after CMD's exit gets SIGKILL after
+/// --grace, so that nothing of CMD's group outlives kubemem.
+#[test]
+fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
+    let dir = TempDir::new("leftover-kill");
+    let worker = "trap '' TERM; echo $$ > worker-pid; while :; do sleep 0.02; done";
+    fs::write(dir.path("worker.sh"), worker).unwrap();
+    let script = "sh worker.sh & while [ ! -s worker-pid ]; do sleep 0.01; done; exit 3";
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--root",
+            &fixture(),
+            "--grace",
+            "300ms",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir(&dir.0)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let worker: i32 = dir.read("worker-pid").trim().parse().unwrap();
+    // Gone, or a zombie of another reaper's about to go: not running.
+    assert!(state_of(worker).is_none() || state_of(worker) == Some('Z'));
 }
 
 /// The parent pid in /proc/<pid>/stat, and the state.
@@ -357,8 +734,13 @@ fn exec_failures_exit_like_a_shell() {
     ] {
         let (got, _, stderr) = run(&["--root", &fixture()], &[command]);
         assert_eq!(got, code, "{command}: {stderr}");
-        let want = format!("level=error command={command} error=\"cannot execute: {reason}\"\n");
-        assert_eq!(stderr, want);
+        // The child's error line and kubemem's start line, in either order.
+        let want = format!("level=error command={command} error=\"cannot execute: {reason}\"");
+        let mut lines: Vec<&str> = stderr.lines().collect();
+        lines.sort();
+        assert_eq!(lines.len(), 2, "{stderr}");
+        assert_eq!(lines[0], want);
+        assert!(lines[1].starts_with("level=info action=start "), "{stderr}");
     }
 }
 
@@ -389,8 +771,8 @@ fn memory_that_cannot_be_measured_stops_or_not_per_on_error() {
     assert!(stderr.starts_with("level=error file=/nonexistent/proc/self/cgroup "));
     let args = ["--root", "/nonexistent", "--on-error", "pass"];
     let (code, stdout, stderr) = run(&args, &["sh", "-c", "exit 5"]);
-    assert_eq!(code, 5, "{stderr}");
-    assert!(stdout.contains("action=start") && stdout.contains("wakeup=none"));
+    assert_eq!((code, stdout.as_str()), (5, ""), "{stderr}");
+    assert!(stderr.contains("action=start") && stderr.contains("wakeup=none"));
 }
 
 /// A copy of the fixture whose `memory.current` the test rewrites in place (kubemem keeps
@@ -554,19 +936,18 @@ fn thresholds_signal_cmd_once_until_usage_falls_below_them() {
         .parse()
         .unwrap();
     assert_ne!(cmd_pid, pid, "the pid is CMD's, not kubemem's");
-    // Failure lines also go to standard output, as the probe's do.
-    assert_eq!(
-        dir.read("stdout").lines().count(),
-        2,
-        "{}",
-        dir.read("stdout")
-    );
+    // Failure lines also go to standard error (the probe's go to standard output): kubemem
+    // run writes nothing into CMD's output.
+    assert_eq!(dir.read("stdout"), "");
+    let stderr = dir.read("stderr");
+    let failures = stderr.lines().filter(|l| l.starts_with("level=failure "));
+    assert_eq!(failures.count(), 2, "{stderr}");
 
     k.stop();
     assert_eq!(k.code(), 0, "{}", dir.read("stderr"));
     // No error of kubemem's (the shell reports its `sleep`s that the signals ended).
     assert!(
-        !dir.read("stderr").contains("level="),
+        !dir.read("stderr").contains("level=error"),
         "{}",
         dir.read("stderr")
     );

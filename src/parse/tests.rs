@@ -26,8 +26,19 @@ fn u64_rows() {
         (b"512M", Err(UnitSuffix)),
         (b"1\n\n", Err(TrailingData)),
         (b"1\n2\n", Err(TrailingData)),
-        (b" 1\n", Err(NotANumber)),
-        (b"1 \n", Err(NotANumber)),
+        // Blanks around the number are padding; inside it, or alone, they are not a number.
+        (b" 1\n", Ok(1)),
+        (b"1 \n", Ok(1)),
+        (b"720719872  \n", Ok(720719872)),
+        (b"\t 42\t\n", Ok(42)),
+        (b"  7", Ok(7)),
+        (b"  \n", Err(Empty)),
+        (b"\t", Err(Empty)),
+        (b"1 2\n", Err(NotANumber)),
+        (b" 123\r\n", Err(CarriageReturn)),
+        (b" -1\n", Err(Sign)),
+        (b" 12k \n", Err(UnitSuffix)),
+        (b"1\n \n", Err(TrailingData)),
         (b"max\n", Err(NotANumber)),
         (b"1.5\n", Err(NotANumber)),
         (b"1-\n", Err(NotANumber)),
@@ -58,6 +69,9 @@ fn max_rows() {
     assert_eq!(parse_max(b"max\r\n"), Err(CarriageReturn));
     assert_eq!(parse_max(b"maxx\n"), Err(NotANumber));
     assert_eq!(parse_max(b"MAX\n"), Err(NotANumber));
+    assert_eq!(parse_max(b" max \n"), Ok(None));
+    assert_eq!(parse_max(b"1024\t\n"), Ok(Some(1024)));
+    assert_eq!(parse_max(b"m ax\n"), Err(NotANumber));
     assert_eq!(parse_max(b"max max\n"), Err(NotANumber));
     assert_eq!(parse_max(b""), Err(Empty));
 }
