@@ -31,7 +31,7 @@
 #
 # Every container and image made here is removed on exit, except the stand-in and the build
 # cache: a rerun on the same source reuses the cached build stages and takes seconds to build;
-# on an engine this script started, cache entries older than a day are pruned first.
+# on an engine this script started, cache entries older than 6 hours are pruned first.
 #
 # Prints PASS/FAIL per check and ends with `N passed, N failed`; exits non-zero on any failure.
 set -Eeuo pipefail
@@ -54,13 +54,14 @@ failed=0
 
 pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
-# judge NAME EXPECTED OK(0|1): a check's verdict; a failure says what the last container said
+# judge NAME EXPECTED OK(0|1): a check's verdict; a failure says what the container run for
+# the check said (RC set by dk_run), on one line
 judge() {
-    if [ "$3" = 0 ]; then pass "$1"; else fail "$1" "expected $2; $(said)"; fi
-}
-said() {
-    local out=${OUT:-} err=${ERR:-}
-    echo "got exit ${RC:-none}, stdout: ${out:-<nothing>}${err:+, stderr: $err}" | head -c 2000
+    local msg="expected $2"
+    if [ "$3" = 0 ]; then pass "$1"; return; fi
+    [ -z "${RC:-}" ] || msg="$msg; got exit $RC, stdout: ${OUT:-<nothing>}${ERR:+, stderr: $ERR}"
+    msg=${msg//$'\n'/ }
+    fail "$1" "${msg:0:2000}"
 }
 elapsed() { echo "$((SECONDS - $1)) s"; }
 
@@ -115,9 +116,10 @@ if ! timeout 20 "$DOCKER" version --format '{{.Server.Version}}' >/dev/null 2>&1
         fi
         sleep 0.5
     done
-    # Bounded cache: what no build used for a day goes (only on the engine started here).
-    timeout 300 "$DOCKER" builder prune -f --filter until=24h >/dev/null 2>&1 || true
-    timeout 300 "$DOCKER" image prune -f --filter until=24h >/dev/null 2>&1 || true
+    # A bounded cache, on the engine started here only: BuildKit's entries unused for 6 hours
+    # and untagged images (the legacy builder's stages) made more than 6 hours ago go.
+    timeout 300 "$DOCKER" builder prune -f --filter until=6h >/dev/null 2>&1 || true
+    timeout 300 "$DOCKER" image prune -f --filter until=6h >/dev/null 2>&1 || true
 fi
 echo "engine: Docker $("$DOCKER" version --format '{{.Server.Version}}'), $("$DOCKER" info --format '{{.Driver}}, cgroup {{.CgroupDriver}} v{{.CgroupVersion}}' 2>/dev/null)"
 
@@ -215,10 +217,12 @@ git ls-files -z | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -
 
 # build NAME BUILDKIT(0|1) TAG [ARGS...]: docker build of the context; log in target/image/
 build() {
-    local name=$1 kit=$2 tag=$3 t=$SECONDS
+    local name=$1 kit=$2 tag=$3 t=$SECONDS rm=()
     shift 3
     IMAGES+=("$tag")
-    if DOCKER_BUILDKIT=$kit timeout 2400 "$DOCKER" build --label "$LABEL" -t "$tag" "$@" \
+    # The legacy builder keeps a failed step's container unless told not to.
+    [ "$kit" = 1 ] || rm=(--force-rm)
+    if DOCKER_BUILDKIT=$kit timeout 2400 "$DOCKER" build "${rm[@]}" --label "$LABEL" -t "$tag" "$@" \
         >"$WORK/build-$name.log" 2>&1; then
         pass "build/$name ($(elapsed "$t"))"
     else
@@ -366,6 +370,7 @@ evict_checks() {
     ok=1; [ "$RC" = 0 ] && [[ $OUT == *--evict* ]] && ok=0
     judge "$name/help" "--evict in --help" "$ok"
 
+    RC='' OUT='' ERR=''
     rm -f "$bin"
     ok=1; copy_out "$img" /kubemem-evict "$bin" && static_musl "$bin" && ok=0
     judge "$name/static-musl" "/kubemem-evict a static musl binary ($(file -b "$bin" 2>&1 | cut -c 1-120))" "$ok"
