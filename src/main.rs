@@ -12,6 +12,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+use std::alloc::System;
 use std::ffi::{c_char, c_int, OsStr};
 use std::os::unix::ffi::OsStrExt;
 
@@ -20,6 +21,11 @@ use kubemem::report::write_all;
 use kubemem::sys;
 use kubemem::Exit;
 use rustix::stdio::{stderr, stdout};
+
+/// Argument parsing's few hundred bytes come from static memory, without the system calls
+/// of the C library's heap; anything beyond 4 KiB from `malloc` (see `sys::Arena`).
+#[global_allocator]
+static HEAP: sys::Arena<4096, System> = sys::Arena::new(System);
 
 // `no_mangle` counts as unsafe code (the symbol could clash); `main` is the one symbol the C
 // start-up code calls, and nothing else in the program defines it.

@@ -7,11 +7,13 @@
 //! signal mask and fork below rely on.
 #![allow(unsafe_code)]
 
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, CStr};
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
 
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
@@ -241,6 +243,113 @@ pub fn close_kept() {
     }
 }
 
+/// The binary's global allocator: the first `N` bytes handed out go to static memory, one
+/// after the other, and are never reused; everything after them, and every reallocation of
+/// them to a larger size, goes to `F` (the C library's `malloc`).
+///
+/// Why: kubemem allocates only while parsing its arguments (lexopt: an `OsString` per
+/// argument, a `Vec` of them, a `String` per long option: a few hundred bytes), and musl's
+/// `malloc` sets up its heap for them with 4 system calls (`brk` twice, two `mmap`s) and
+/// gives a page back at exit (`munmap`), each system call and each new page a cost on every
+/// probe run. In static memory (`.bss`) the same allocations cost no system call and at
+/// most one page fault. A longer command line (`kubemem run -- CMD ARGS...`) or the TLS of
+/// `--evict` spills over to `F` unchanged.
+#[repr(C)]
+pub struct Arena<const N: usize, F> {
+    /// Bytes of `bytes` handed out so far (alignment padding included).
+    next: AtomicUsize,
+    fallback: F,
+    bytes: UnsafeCell<[MaybeUninit<u8>; N]>,
+}
+
+// SAFETY: the arena's bytes are only reached through the pointers `alloc` hands out, and
+// the atomic `next` gives each byte to at most one allocation, whatever the thread.
+unsafe impl<const N: usize, F: Sync> Sync for Arena<N, F> {}
+
+impl<const N: usize, F> Arena<N, F> {
+    pub const fn new(fallback: F) -> Self {
+        Arena {
+            next: AtomicUsize::new(0),
+            fallback,
+            bytes: UnsafeCell::new([MaybeUninit::uninit(); N]),
+        }
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.bytes.get().cast::<u8>()
+    }
+
+    /// Whether `ptr` was handed out by the arena rather than by the fallback.
+    fn owns(&self, ptr: *mut u8) -> bool {
+        let base = self.base() as usize;
+        (base..base + N).contains(&(ptr as usize))
+    }
+
+    /// `layout`'s bytes from the arena, or null when they do not fit in what is left.
+    fn bump(&self, layout: Layout) -> *mut u8 {
+        let base = self.base();
+        let mut next = self.next.load(Relaxed);
+        loop {
+            // Padding up to the alignment, from the address itself: the arena's own
+            // alignment is 1.
+            let pad = (base as usize).wrapping_add(next).wrapping_neg() & (layout.align() - 1);
+            let Some(end) = next
+                .checked_add(pad)
+                .and_then(|start| start.checked_add(layout.size()))
+                .filter(|&end| end <= N)
+            else {
+                return ptr::null_mut();
+            };
+            match self.next.compare_exchange_weak(next, end, Relaxed, Relaxed) {
+                // The bytes `next + pad .. end` are this allocation's alone: `next` only grows.
+                Ok(_) => return base.wrapping_add(next + pad),
+                Err(now) => next = now,
+            }
+        }
+    }
+}
+
+// SAFETY: `alloc` returns either null, a fallback allocation, or `layout.size()` bytes of
+// the arena aligned to `layout.align()` (the padding is computed from the address) that no
+// other allocation overlaps (`bump`); `dealloc` and `realloc` give to the fallback exactly
+// the pointers it handed out (`owns` tells them apart, the arena and the fallback's memory
+// being disjoint), and never free arena bytes, so no arena byte is handed out twice.
+unsafe impl<const N: usize, F: GlobalAlloc> GlobalAlloc for Arena<N, F> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.bump(layout) {
+            // SAFETY: `layout` is the caller's, passed on as `GlobalAlloc::alloc` requires.
+            p if p.is_null() => unsafe { self.fallback.alloc(layout) },
+            p => p,
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !self.owns(ptr) {
+            // SAFETY: not an arena pointer, so the fallback allocated it with `layout`.
+            unsafe { self.fallback.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !self.owns(ptr) {
+            // SAFETY: the fallback allocated `ptr` with `layout`; the caller's guarantees
+            // about `new_size` are passed on.
+            return unsafe { self.fallback.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: the caller guarantees that `new_size`, rounded up to `layout.align()`,
+        // does not overflow, so this layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as `alloc`: a non-zero size (the caller's guarantee for `realloc`).
+        let to = unsafe { self.alloc(new) };
+        if !to.is_null() {
+            // SAFETY: `ptr` holds `layout.size()` bytes and `to` at least `new_size`, both
+            // valid, and they do not overlap (`to` is a new allocation).
+            unsafe { ptr::copy_nonoverlapping(ptr, to, layout.size().min(new_size)) };
+        }
+        to
+    }
+}
+
 /// A fixed-capacity byte buffer whose unused tail stays uninitialised.
 ///
 /// Why: kubemem's stack buffers (PATH_MAX paths, 8-16 KiB read buffers, about 50 KiB in all)
@@ -361,6 +470,35 @@ mod tests {
         assert_eq!(b.as_bytes(), b"defgh");
         b.consume(10);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn arena_hands_out_aligned_disjoint_bytes_then_spills_to_the_fallback() {
+        use super::Arena;
+        use std::alloc::{GlobalAlloc, Layout, System};
+        let arena = Arena::<64, System>::new(System);
+        let l = |size, align| Layout::from_size_align(size, align).unwrap();
+        // SAFETY (test): every pointer is freed with the layout it was allocated with.
+        unsafe {
+            let a = arena.alloc(l(3, 1));
+            let b = arena.alloc(l(8, 8));
+            assert!(arena.owns(a) && arena.owns(b));
+            assert_eq!(b as usize % 8, 0);
+            assert!(b as usize >= a as usize + 3);
+            a.copy_from_nonoverlapping(b"abc".as_ptr(), 3);
+            // Growing an arena allocation copies it; what does not fit goes to `System`.
+            let big = arena.realloc(a, l(3, 1), 100);
+            assert!(!big.is_null() && !arena.owns(big));
+            assert_eq!(std::slice::from_raw_parts(big, 3), b"abc");
+            let c = arena.alloc(l(1, 1));
+            assert!(arena.owns(c));
+            let spilled = arena.alloc(l(64, 1));
+            assert!(!spilled.is_null() && !arena.owns(spilled));
+            arena.dealloc(spilled, l(64, 1));
+            arena.dealloc(big, l(100, 1));
+            arena.dealloc(b, l(8, 8));
+            arena.dealloc(c, l(1, 1));
+        }
     }
 
     #[test]
