@@ -13,7 +13,9 @@ use core::ffi::{c_char, c_int, CStr};
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
@@ -243,6 +245,68 @@ pub fn close_kept() {
     }
 }
 
+/// A value in static memory, lent to one caller at a time: where the probe keeps its large,
+/// mostly unused read buffers (`locate`'s 8 and 16 KiB) instead of on the stack.
+///
+/// Why: a stack frame larger than a page is probed page by page on entry (Rust's stack
+/// probes write to each page of it), so each page of a 16 KiB buffer was faulted in when
+/// `read(2)` filled 3 KB of it. The probe's stack frames (`main`'s 18 KiB and `locate`'s
+/// 45 KiB) cost 15 of its page faults. In static memory (`.bss`, zero-filled on demand) only
+/// the pages that are written are faulted in.
+///
+/// A borrower that finds the value lent waits for it, so a function must not call itself
+/// (or another user of the same `Scratch`) while it holds one: each `Scratch` is private to
+/// one function that calls no other user of it. kubemem is single-threaded, so it never
+/// waits; the test harness's threads may, briefly.
+///
+/// `repr(C)` with the flag first (and [`Buf`]'s length before its bytes): the words a
+/// borrower writes sit beside the first bytes that `read(2)` fills, on one page, not at the
+/// far end of the buffer on another. (Page-aligning it too measured one fault worse: the
+/// padding pushed other static data onto a page of its own.)
+#[repr(C)]
+pub struct Scratch<T> {
+    lent: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, which hands out one `&mut T` at a time
+// (the `lent` flag, taken with Acquire and given back with Release, orders the accesses of
+// successive borrowers, on any thread); so sharing a `Scratch` shares a `T` between threads
+// by moving access to it, which `T: Send` allows.
+unsafe impl<T: Send> Sync for Scratch<T> {}
+
+impl<T> Scratch<T> {
+    pub const fn new(value: T) -> Self {
+        Scratch {
+            lent: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with the value, once no one else has it.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        while self
+            .lent
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        /// Gives the value back when `f` returns or unwinds.
+        struct GiveBack<'a>(&'a AtomicBool);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Release);
+            }
+        }
+        let _give_back = GiveBack(&self.lent);
+        // SAFETY: this caller set `lent` from false to true, so no other `&mut T` exists
+        // until `_give_back` clears it after `f`, which cannot keep the borrow (it ends
+        // with the closure).
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
 /// The binary's global allocator: the first `N` bytes handed out go to static memory, one
 /// after the other, and are never reused; everything after them, and every reallocation of
 /// them to a larger size, goes to `F` (the C library's `malloc`).
@@ -356,11 +420,12 @@ unsafe impl<const N: usize, F: GlobalAlloc> GlobalAlloc for Arena<N, F> {
 /// were zeroed on every run: 25k instructions, a third of a healthy probe, and stack pages
 /// touched that nothing reads. Only what `read(2)` or an append wrote is ever looked at.
 #[derive(Clone)]
+#[repr(C)]
 pub struct Buf<const N: usize> {
-    bytes: [MaybeUninit<u8>; N],
     /// Invariant: `bytes[..len]` is initialised. Every method that raises `len` writes those
     /// bytes first; nothing else changes `len` upwards.
     len: usize,
+    bytes: [MaybeUninit<u8>; N],
 }
 
 /// An append would go past the buffer's capacity (nothing was appended).
@@ -499,6 +564,28 @@ mod tests {
             arena.dealloc(b, l(8, 8));
             arena.dealloc(c, l(1, 1));
         }
+    }
+
+    #[test]
+    fn scratch_lends_its_value_to_one_thread_at_a_time() {
+        use super::Scratch;
+        static S: Scratch<(u64, u64)> = Scratch::new((0, 0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..1000 {
+                        S.with(|v| {
+                            // Torn updates would show as v.0 != v.1.
+                            v.0 += 1;
+                            std::hint::black_box(&mut *v);
+                            v.1 += 1;
+                        });
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(S.with(|v| *v), (4000, 4000));
     }
 
     #[test]
