@@ -20,9 +20,9 @@
 # which CGROUP=fixture also selects.
 #
 # Measured per program: median wall time (hyperfine -N, pinned to one CPU when taskset is
-# there) and its ratios, each the median over rounds; system calls after execve (strace -f); peak RSS (/usr/bin/time
-# %M, which includes the forked child before exec, so nothing reads below ~450 KiB); page
-# faults after exec (perf stat's software event, mean of 20 runs; "-" without a working
+# there) and its ratios, each the median over rounds; system calls after execve (strace -f); peak RSS
+# of the program itself (VmHWM at its exit, tests/hwm.c; /usr/bin/time's %M would include
+# the forked copy of time, about 450 KiB); page faults after exec (perf stat's software event, mean of 20 runs; "-" without a working
 # perf); user space instructions (callgrind, under `env -i`: glibc start-up reads every
 # environment variable, about 500 instructions each). The table goes to stdout and
 # target/bench-exec/.
@@ -36,7 +36,6 @@ mkdir -p "$out"
 missing() {
     local t
     for t in hyperfine strace valgrind gcc; do command -v "$t" >/dev/null || printf '%s ' "$t"; done
-    [ -x /usr/bin/time ] || printf 'time '
 }
 need=$(missing)
 if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -62,6 +61,7 @@ gcc -Os -static "$src/empty.c" -o "$out/empty"
 gcc "${floor_flags[@]}" "$src/floor.c" -o "$out/floor"
 gcc -Os "$src/stdio.c" -o "$out/stdio"
 strip -s "$out/empty" "$out/floor" "$out/stdio"
+gcc -O2 tests/hwm.c -o "$out/hwm"
 if command -v musl-gcc >/dev/null; then
     musl-gcc -Os -static "$src/empty.c" -o "$out/empty-musl"
     strip -s "$out/empty-musl"
@@ -146,7 +146,7 @@ for n in "${names[@]}"; do
     # One line per call; the first is the execve that starts the program.
     syscalls[$n]=$(($(wc -l <"$out/$n.strace") - 1))
     # shellcheck disable=SC2086
-    rss[$n]=$( { /usr/bin/time -f %M $c >/dev/null; } 2>&1 | tail -n 1)
+    rss[$n]=$("$out/hwm" $c)
     faults[$n]=-
     if $perf_works; then
         # shellcheck disable=SC2086
