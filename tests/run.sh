@@ -58,7 +58,7 @@ step "budgets: system calls, peak RSS, instructions of one healthy run"
 tests/budgets.sh
 # The same healthy run with --evict: the same system calls and about the same instructions;
 # the larger binary maps more of itself (clean, shared pages), hence its own RSS ceiling.
-KUBEMEM_MAX_RSS_KIB=${KUBEMEM_EVICT_MAX_RSS_KIB:-1791} tests/budgets.sh target/dist/kubemem-evict --evict
+KUBEMEM_MAX_RSS_KIB=${KUBEMEM_EVICT_MAX_RSS_KIB:-560} tests/budgets.sh target/dist/kubemem-evict --evict
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh
