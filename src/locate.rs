@@ -17,7 +17,7 @@ use memchr::{memchr, memmem, memrchr};
 use crate::parse::{has_option, parse_mount, parse_proc_cgroup, strip_root, unescape, ProcCgroup};
 use crate::path::{self, CPath, PathBuf, PATH_MAX};
 use crate::read;
-use crate::sys::Buf;
+use crate::sys::{Buf, Scratch};
 
 /// Which cgroup version the measured hierarchy is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,14 +236,21 @@ const MOUNTINFO_BUF: usize = 16 << 10;
 
 /// Finds our own memory cgroup below `root` (the `--root` prefix, `b""` for `/`).
 pub fn locate(root: &[u8], out: &mut Location) -> Result<(), Error> {
-    let mut name = CPath::new();
+    // In static memory, not on the stack: see `Scratch`.
+    static CG_BUF: Scratch<Buf<PROC_CGROUP_BUF>> = Scratch::new(Buf::new());
+    static MI_BUF: Scratch<Buf<MOUNTINFO_BUF>> = Scratch::new(Buf::new());
+    CG_BUF.with(|cg_buf| MI_BUF.with(|mi_buf| locate_in(root, out, cg_buf, mi_buf)))
+}
 
-    let mut cg_buf = Buf::<PROC_CGROUP_BUF>::new();
-    let text = read::read_file(
-        proc_path(root, File::ProcSelfCgroup, &mut name)?,
-        &mut cg_buf,
-    )
-    .map_err(|f| Error::proc(File::ProcSelfCgroup, f))?;
+fn locate_in(
+    root: &[u8],
+    out: &mut Location,
+    cg_buf: &mut Buf<PROC_CGROUP_BUF>,
+    mi_buf: &mut Buf<MOUNTINFO_BUF>,
+) -> Result<(), Error> {
+    let mut name = CPath::new();
+    let text = read::read_file(proc_path(root, File::ProcSelfCgroup, &mut name)?, cg_buf)
+        .map_err(|f| Error::proc(File::ProcSelfCgroup, f))?;
     let paths = parse_proc_cgroup(text)
         .map_err(|m| Error::proc(File::ProcSelfCgroup, Fault::Malformed(m)))?;
     if paths.v1_memory.is_none() && paths.v2.is_none() {
@@ -251,10 +258,9 @@ pub fn locate(root: &[u8], out: &mut Location) -> Result<(), Error> {
     }
 
     let mut selector = Selector::new(paths);
-    let mut mi_buf = Buf::<MOUNTINFO_BUF>::new();
     read::for_each_block(
         proc_path(root, File::ProcSelfMountinfo, &mut name)?,
-        &mut mi_buf,
+        mi_buf,
         |lines| selector.feed_lines(lines),
     )
     .map_err(|f| Error::proc(File::ProcSelfMountinfo, f))?;

@@ -113,8 +113,7 @@ pub fn measure(
 ) -> Result<Sample, Error> {
     let mut name = CPath::new();
     let mut value = Buf::<VALUE_BUF>::new();
-    let mut stat_buf = Buf::<STAT_BUF>::new();
-    let c = resolve(root, loc, &mut name, &mut value, &mut stat_buf)?;
+    let c = resolve(root, loc, &mut name, &mut value)?;
     let usage_file = files(loc.version).0;
     let raw = read_value(loc, usage_file, c.at, false, &mut name, &mut value)?.unwrap_or(0);
     let raw = Sample {
@@ -126,7 +125,7 @@ pub fn measure(
     let own_stat = c.own_stat.filter(|_| c.at == loc.dir.len());
     finish(loc.version, usage, raw, needs_stat, || match own_stat {
         Some(s) => Ok(Some(s)),
-        None => read_stat(loc, c.at, &mut name, &mut stat_buf),
+        None => read_stat(loc, c.at, &mut name),
     })
 }
 
@@ -138,7 +137,6 @@ fn resolve(
     loc: &Location,
     name: &mut CPath,
     value: &mut Buf<VALUE_BUF>,
-    stat_buf: &mut Buf<STAT_BUF>,
 ) -> Result<Carrier, Error> {
     let limit_file = files(loc.version).1;
     let memtotal = {
@@ -167,7 +165,7 @@ fn resolve(
     // v1: `hierarchical_memory_limit` reveals ancestors above the mount root.
     let mut own_stat: Option<Stat> = None;
     if loc.version == Version::V1 {
-        own_stat = read_stat(loc, own, name, stat_buf)?;
+        own_stat = read_stat(loc, own, name)?;
         if let Some(h) = own_stat.and_then(|s| s.hierarchical_memory_limit) {
             if tighter(h, best) {
                 best = Some((h, LimitSource::Ancestor, own));
@@ -233,8 +231,7 @@ impl Sampler {
     pub fn open(root: &[u8], loc: &Location, usage: Usage) -> Result<Sampler, Error> {
         let mut name = CPath::new();
         let mut value = Buf::<VALUE_BUF>::new();
-        let mut stat_buf = Buf::<STAT_BUF>::new();
-        let c = resolve(root, loc, &mut name, &mut value, &mut stat_buf)?;
+        let c = resolve(root, loc, &mut name, &mut value)?;
         let (usage_file, limit_file) = files(loc.version);
         Ok(Sampler {
             version: loc.version,
@@ -350,14 +347,15 @@ fn read_value(
 
 /// Reads `memory.stat` in `loc.dir[..at]`; `None` if the file does not exist (then the working
 /// set falls back to raw usage, as cAdvisor does).
-fn read_stat(
-    loc: &Location,
-    at: usize,
-    name: &mut CPath,
-    buf: &mut Buf<STAT_BUF>,
-) -> Result<Option<Stat>, Error> {
+///
+/// Its buffer is its own and it is never inlined, so the 8 KiB are on the stack only while
+/// `memory.stat` is read: in the caller's frame they were probed page by page (two page
+/// faults) on every run, also on the healthy v2 path, which does not read the file.
+#[inline(never)]
+fn read_stat(loc: &Location, at: usize, name: &mut CPath) -> Result<Option<Stat>, Error> {
+    let mut buf = Buf::<STAT_BUF>::new();
     match if_exists(open_in(loc, File::Stat, at, name))? {
-        Some(fd) => decode_stat(at, read::read_kept(fd, buf)).map(Some),
+        Some(fd) => decode_stat(at, read::read_kept(fd, &mut buf)).map(Some),
         None => Ok(None),
     }
 }

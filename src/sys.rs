@@ -7,11 +7,15 @@
 //! signal mask and fork below rely on.
 #![allow(unsafe_code)]
 
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int, CStr};
 use core::mem::MaybeUninit;
 use core::ptr;
 
-use core::sync::atomic::{AtomicI32, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 use rustix::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use rustix::io::Errno;
@@ -277,17 +281,187 @@ pub fn close_kept() {
     }
 }
 
+/// A value in static memory, lent to one caller at a time: where the probe keeps its large,
+/// mostly unused read buffers (`locate`'s 8 and 16 KiB) instead of on the stack.
+///
+/// Why: a stack frame larger than a page is probed page by page on entry (Rust's stack
+/// probes write to each page of it), so each page of a 16 KiB buffer was faulted in when
+/// `read(2)` filled 3 KB of it. The probe's stack frames (`main`'s 18 KiB and `locate`'s
+/// 45 KiB) cost 15 of its page faults. In static memory (`.bss`, zero-filled on demand) only
+/// the pages that are written are faulted in.
+///
+/// A borrower that finds the value lent waits for it, so a function must not call itself
+/// (or another user of the same `Scratch`) while it holds one: each `Scratch` is private to
+/// one function that calls no other user of it. kubemem is single-threaded, so it never
+/// waits; the test harness's threads may, briefly.
+///
+/// `repr(C)` with the flag first (and [`Buf`]'s length before its bytes): the words a
+/// borrower writes sit beside the first bytes that `read(2)` fills, on one page, not at the
+/// far end of the buffer on another. (Page-aligning it too measured one fault worse: the
+/// padding pushed other static data onto a page of its own.)
+#[repr(C)]
+pub struct Scratch<T> {
+    lent: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, which hands out one `&mut T` at a time
+// (the `lent` flag, taken with Acquire and given back with Release, orders the accesses of
+// successive borrowers, on any thread); so sharing a `Scratch` shares a `T` between threads
+// by moving access to it, which `T: Send` allows.
+unsafe impl<T: Send> Sync for Scratch<T> {}
+
+impl<T> Scratch<T> {
+    pub const fn new(value: T) -> Self {
+        Scratch {
+            lent: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with the value, once no one else has it.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        while self
+            .lent
+            .compare_exchange_weak(false, true, Acquire, Relaxed)
+            .is_err()
+        {
+            core::hint::spin_loop();
+        }
+        /// Gives the value back when `f` returns or unwinds.
+        struct GiveBack<'a>(&'a AtomicBool);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Release);
+            }
+        }
+        let _give_back = GiveBack(&self.lent);
+        // SAFETY: this caller set `lent` from false to true, so no other `&mut T` exists
+        // until `_give_back` clears it after `f`, which cannot keep the borrow (it ends
+        // with the closure).
+        f(unsafe { &mut *self.value.get() })
+    }
+}
+
+/// The binary's global allocator: the first `N` bytes handed out go to static memory, one
+/// after the other, and are never reused; everything after them, and every reallocation of
+/// them to a larger size, goes to `F` (the C library's `malloc`).
+///
+/// Why: kubemem allocates only while parsing its arguments (lexopt: an `OsString` per
+/// argument, a `Vec` of them, a `String` per long option: a few hundred bytes), and musl's
+/// `malloc` sets up its heap for them with 4 system calls (`brk` twice, two `mmap`s) and
+/// gives a page back at exit (`munmap`), each system call and each new page a cost on every
+/// probe run. In static memory (`.bss`) the same allocations cost no system call and at
+/// most one page fault. A longer command line (`kubemem run -- CMD ARGS...`) or the TLS of
+/// `--evict` spills over to `F` unchanged.
+#[repr(C)]
+pub struct Arena<const N: usize, F> {
+    /// Bytes of `bytes` handed out so far (alignment padding included).
+    next: AtomicUsize,
+    fallback: F,
+    bytes: UnsafeCell<[MaybeUninit<u8>; N]>,
+}
+
+// SAFETY: the arena's bytes are only reached through the pointers `alloc` hands out, and
+// the atomic `next` gives each byte to at most one allocation, whatever the thread.
+unsafe impl<const N: usize, F: Sync> Sync for Arena<N, F> {}
+
+impl<const N: usize, F> Arena<N, F> {
+    pub const fn new(fallback: F) -> Self {
+        Arena {
+            next: AtomicUsize::new(0),
+            fallback,
+            bytes: UnsafeCell::new([MaybeUninit::uninit(); N]),
+        }
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.bytes.get().cast::<u8>()
+    }
+
+    /// Whether `ptr` was handed out by the arena rather than by the fallback.
+    fn owns(&self, ptr: *mut u8) -> bool {
+        let base = self.base() as usize;
+        (base..base + N).contains(&(ptr as usize))
+    }
+
+    /// `layout`'s bytes from the arena, or null when they do not fit in what is left.
+    fn bump(&self, layout: Layout) -> *mut u8 {
+        let base = self.base();
+        let mut next = self.next.load(Relaxed);
+        loop {
+            // Padding up to the alignment, from the address itself: the arena's own
+            // alignment is 1.
+            let pad = (base as usize).wrapping_add(next).wrapping_neg() & (layout.align() - 1);
+            let Some(end) = next
+                .checked_add(pad)
+                .and_then(|start| start.checked_add(layout.size()))
+                .filter(|&end| end <= N)
+            else {
+                return ptr::null_mut();
+            };
+            match self.next.compare_exchange_weak(next, end, Relaxed, Relaxed) {
+                // The bytes `next + pad .. end` are this allocation's alone: `next` only grows.
+                Ok(_) => return base.wrapping_add(next + pad),
+                Err(now) => next = now,
+            }
+        }
+    }
+}
+
+// SAFETY: `alloc` returns either null, a fallback allocation, or `layout.size()` bytes of
+// the arena aligned to `layout.align()` (the padding is computed from the address) that no
+// other allocation overlaps (`bump`); `dealloc` and `realloc` give to the fallback exactly
+// the pointers it handed out (`owns` tells them apart, the arena and the fallback's memory
+// being disjoint), and never free arena bytes, so no arena byte is handed out twice.
+unsafe impl<const N: usize, F: GlobalAlloc> GlobalAlloc for Arena<N, F> {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        match self.bump(layout) {
+            // SAFETY: `layout` is the caller's, passed on as `GlobalAlloc::alloc` requires.
+            p if p.is_null() => unsafe { self.fallback.alloc(layout) },
+            p => p,
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !self.owns(ptr) {
+            // SAFETY: not an arena pointer, so the fallback allocated it with `layout`.
+            unsafe { self.fallback.dealloc(ptr, layout) }
+        }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !self.owns(ptr) {
+            // SAFETY: the fallback allocated `ptr` with `layout`; the caller's guarantees
+            // about `new_size` are passed on.
+            return unsafe { self.fallback.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: the caller guarantees that `new_size`, rounded up to `layout.align()`,
+        // does not overflow, so this layout is valid.
+        let new = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: as `alloc`: a non-zero size (the caller's guarantee for `realloc`).
+        let to = unsafe { self.alloc(new) };
+        if !to.is_null() {
+            // SAFETY: `ptr` holds `layout.size()` bytes and `to` at least `new_size`, both
+            // valid, and they do not overlap (`to` is a new allocation).
+            unsafe { ptr::copy_nonoverlapping(ptr, to, layout.size().min(new_size)) };
+        }
+        to
+    }
+}
+
 /// A fixed-capacity byte buffer whose unused tail stays uninitialised.
 ///
 /// Why: kubemem's stack buffers (PATH_MAX paths, 8-16 KiB read buffers, about 50 KiB in all)
 /// were zeroed on every run: 25k instructions, a third of a healthy probe, and stack pages
 /// touched that nothing reads. Only what `read(2)` or an append wrote is ever looked at.
 #[derive(Clone)]
+#[repr(C)]
 pub struct Buf<const N: usize> {
-    bytes: [MaybeUninit<u8>; N],
     /// Invariant: `bytes[..len]` is initialised. Every method that raises `len` writes those
     /// bytes first; nothing else changes `len` upwards.
     len: usize,
+    bytes: [MaybeUninit<u8>; N],
 }
 
 /// An append would go past the buffer's capacity (nothing was appended).
@@ -397,6 +571,57 @@ mod tests {
         assert_eq!(b.as_bytes(), b"defgh");
         b.consume(10);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn arena_hands_out_aligned_disjoint_bytes_then_spills_to_the_fallback() {
+        use super::Arena;
+        use std::alloc::{GlobalAlloc, Layout, System};
+        let arena = Arena::<64, System>::new(System);
+        let l = |size, align| Layout::from_size_align(size, align).unwrap();
+        // SAFETY (test): every pointer is freed with the layout it was allocated with.
+        unsafe {
+            let a = arena.alloc(l(3, 1));
+            let b = arena.alloc(l(8, 8));
+            assert!(arena.owns(a) && arena.owns(b));
+            assert_eq!(b as usize % 8, 0);
+            assert!(b as usize >= a as usize + 3);
+            a.copy_from_nonoverlapping(b"abc".as_ptr(), 3);
+            // Growing an arena allocation copies it; what does not fit goes to `System`.
+            let big = arena.realloc(a, l(3, 1), 100);
+            assert!(!big.is_null() && !arena.owns(big));
+            assert_eq!(std::slice::from_raw_parts(big, 3), b"abc");
+            let c = arena.alloc(l(1, 1));
+            assert!(arena.owns(c));
+            let spilled = arena.alloc(l(64, 1));
+            assert!(!spilled.is_null() && !arena.owns(spilled));
+            arena.dealloc(spilled, l(64, 1));
+            arena.dealloc(big, l(100, 1));
+            arena.dealloc(b, l(8, 8));
+            arena.dealloc(c, l(1, 1));
+        }
+    }
+
+    #[test]
+    fn scratch_lends_its_value_to_one_thread_at_a_time() {
+        use super::Scratch;
+        static S: Scratch<(u64, u64)> = Scratch::new((0, 0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    for _ in 0..1000 {
+                        S.with(|v| {
+                            // Torn updates would show as v.0 != v.1.
+                            v.0 += 1;
+                            std::hint::black_box(&mut *v);
+                            v.1 += 1;
+                        });
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(S.with(|v| *v), (4000, 4000));
     }
 
     #[test]

@@ -6,10 +6,13 @@
 #   RUNS=200 ROUNDS=2 benches/exec/run.sh     # quicker, noisier
 #
 # Programs (built here, see the .c files beside this script):
-#   kubemem  the release binary from ./build.sh, healthy path, --warning 85 --failure 95
-#   empty    int main(void){return 0;} with gcc -Os -static: the floor for anything on glibc
-#   floor    no libc, own _start, raw system calls reading the same three cgroup files
-#   stdio    dynamically linked, fopen/fscanf of usage and limit: the original C kubemem's shape
+#   kubemem        the release binary from ./build.sh (static musl), healthy path,
+#                  --warning 85 --failure 95
+#   kubemem-glibc  the same built static with glibc (KUBEMEM_TARGET, in target/dist-glibc)
+#   empty          int main(void){return 0;} with gcc -Os -static: the floor for anything on glibc
+#   empty-musl     the same with musl-gcc -static (when musl-gcc is there): the floor on musl
+#   floor          no libc, own _start, raw system calls reading the same three cgroup files
+#   stdio          dynamically linked, fopen/fscanf of usage and limit: the original C kubemem's shape
 #
 # The cgroup: as root on a cgroup v1 host, a fresh child of the memory hierarchy with a 1 GiB
 # limit, which this script joins so kubemem finds it as it would in a pod; anywhere else the
@@ -17,10 +20,12 @@
 # which CGROUP=fixture also selects.
 #
 # Measured per program: median wall time (hyperfine -N, pinned to one CPU when taskset is
-# there) and its ratios, each the median over rounds; system calls after execve (strace -f); peak RSS (/usr/bin/time
-# %M, which includes the forked child before exec, so nothing reads below ~450 KiB); user
-# space instructions (callgrind, under `env -i`: glibc start-up reads every environment
-# variable, about 500 instructions each). The table goes to stdout and target/bench-exec/.
+# there) and its ratios, each the median over rounds; system calls after execve (strace -f); peak RSS
+# of the program itself (VmHWM at its exit, tests/hwm.c; /usr/bin/time's %M would include
+# the forked copy of time, about 450 KiB); page faults after exec (perf stat's software event, mean of 20 runs; "-" without a working
+# perf); user space instructions (callgrind, under `env -i`: glibc start-up reads every
+# environment variable, about 500 instructions each). The table goes to stdout and
+# target/bench-exec/.
 set -Eeuo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +36,6 @@ mkdir -p "$out"
 missing() {
     local t
     for t in hyperfine strace valgrind gcc; do command -v "$t" >/dev/null || printf '%s ' "$t"; done
-    [ -x /usr/bin/time ] || printf 'time '
 }
 need=$(missing)
 if [ -n "$need" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -45,7 +49,10 @@ if [ -n "$need" ]; then
 fi
 
 KUBEMEM_VARIANTS=default ./build.sh >/dev/null
+KUBEMEM_TARGET=$(uname -m)-unknown-linux-gnu KUBEMEM_VARIANTS=default KUBEMEM_DIST=target/dist-glibc \
+    ./build.sh >/dev/null
 kubemem=target/dist/kubemem
+kubemem_glibc=target/dist-glibc/kubemem
 src=benches/exec
 # shellcheck disable=SC2054 # commas inside -Wl, flags
 floor_flags=(-Os -static -nostdlib -ffreestanding -fno-builtin -fno-stack-protector
@@ -54,6 +61,11 @@ gcc -Os -static "$src/empty.c" -o "$out/empty"
 gcc "${floor_flags[@]}" "$src/floor.c" -o "$out/floor"
 gcc -Os "$src/stdio.c" -o "$out/stdio"
 strip -s "$out/empty" "$out/floor" "$out/stdio"
+gcc -O2 tests/hwm.c -o "$out/hwm"
+if command -v musl-gcc >/dev/null; then
+    musl-gcc -Os -static "$src/empty.c" -o "$out/empty-musl"
+    strip -s "$out/empty-musl"
+fi
 
 # Where the probe reads.
 v1_mount=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ { print $2; exit }' /proc/mounts)
@@ -76,14 +88,21 @@ else
     root_args=(--root "$fixture")
 fi
 
-names=(kubemem empty floor stdio)
+names=(kubemem kubemem-glibc empty)
+[ -x "$out/empty-musl" ] && names+=(empty-musl)
+names+=(floor stdio)
 declare -A cmd=(
     [kubemem]="$kubemem ${root_args[*]} --warning 85 --failure 95"
+    [kubemem-glibc]="$kubemem_glibc ${root_args[*]} --warning 85 --failure 95"
     [empty]="$out/empty"
+    [empty-musl]="$out/empty-musl"
     [floor]="$out/floor $version $dir"
     [stdio]="$out/stdio $dir 85 95"
 )
+# The commands in the order of names (hyperfine's results, and the table, follow it).
+cmds=()
 for n in "${names[@]}"; do
+    cmds+=("${cmd[$n]}")
     # shellcheck disable=SC2086 # the commands are word lists
     ${cmd[$n]} || { echo "exec bench: $n exited $? (expected 0, the healthy path)" >&2; exit 1; }
 done
@@ -92,13 +111,13 @@ pin=()
 if command -v taskset >/dev/null && [ "$(nproc)" -gt 1 ]; then
     pin=(taskset -c "$(($(nproc) - 1))")
 fi
-# Rounds of hyperfine over all four, so that drift of a shared machine (seen here: one
+# Rounds of hyperfine over all of them, so that drift of a shared machine (seen here: one
 # program 25% slower from one minute to the next) hits every program in every round; each
 # ratio is the median of its per-round ratios.
 rounds=${ROUNDS:-5}
 for r in $(seq "$rounds"); do
     "${pin[@]}" hyperfine -N --style basic --warmup 50 --runs $(((runs + rounds - 1) / rounds)) \
-        --export-json "$out/hyperfine-$r.json" "${cmd[@]/#/}" >"$out/hyperfine.txt" 2>&1 ||
+        --export-json "$out/hyperfine-$r.json" "${cmds[@]}" >"$out/hyperfine.txt" 2>&1 ||
         { cat "$out/hyperfine.txt" >&2; exit 1; }
 done
 # shellcheck disable=SC2016 # python, not shell
@@ -111,9 +130,12 @@ for n in names:
     m = lambda f: statistics.median(f(x) for x in med)
     print(n, f"{m(lambda x: x[n]) * 1e6:.0f}", *(f"{m(lambda x: x[n] / x[b]):.2f}"
           for b in ("empty", "stdio", "floor")))'
-read_stats() { python3 -c "$stats" "$rounds" "${names[*]}" "${cmd[@]/#/}"; }
+read_stats() { python3 -c "$stats" "$rounds" "${names[*]}" "${cmds[@]}"; }
 
-declare -A median x_empty x_stdio x_floor syscalls rss instr
+declare -A median x_empty x_stdio x_floor syscalls rss faults instr
+# perf's software page-fault event works in VMs that expose no hardware counters.
+perf_works=false
+perf stat -e page-faults true >/dev/null 2>&1 && perf_works=true
 while read -r n m e st f; do
     median[$n]=$m x_empty[$n]=$e x_stdio[$n]=$st x_floor[$n]=$f
 done < <(read_stats)
@@ -124,7 +146,12 @@ for n in "${names[@]}"; do
     # One line per call; the first is the execve that starts the program.
     syscalls[$n]=$(($(wc -l <"$out/$n.strace") - 1))
     # shellcheck disable=SC2086
-    rss[$n]=$( { /usr/bin/time -f %M $c >/dev/null; } 2>&1 | tail -n 1)
+    rss[$n]=$("$out/hwm" $c)
+    faults[$n]=-
+    if $perf_works; then
+        # shellcheck disable=SC2086
+        faults[$n]=$(perf stat -x, -r 20 -e page-faults $c 2>&1 >/dev/null | cut -d, -f1)
+    fi
     # shellcheck disable=SC2086
     instr[$n]=$(env -i "$(command -v valgrind)" --tool=callgrind --callgrind-out-file=/dev/null $c 2>&1 |
         sed -n 's/.*Collected : *//p')
@@ -133,9 +160,9 @@ done
 {
     echo "Exec benchmark: $(uname -r), $(nproc) CPUs, $rounds rounds, $runs runs each; cgroup: $where."
     echo
-    echo "| program | median µs | × empty | × stdio | × floor | syscalls | peak RSS KiB | instructions |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| program | median µs | × empty | × stdio | × floor | syscalls | page faults | peak RSS KiB | instructions |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
     for n in "${names[@]}"; do
-        echo "| $n | ${median[$n]} | ${x_empty[$n]} | ${x_stdio[$n]} | ${x_floor[$n]} | ${syscalls[$n]} | ${rss[$n]} | ${instr[$n]} |"
+        echo "| $n | ${median[$n]} | ${x_empty[$n]} | ${x_stdio[$n]} | ${x_floor[$n]} | ${syscalls[$n]} | ${faults[$n]} | ${rss[$n]} | ${instr[$n]} |"
     done
 } | tee "$out/table.md"

@@ -1,12 +1,12 @@
 #!/bin/bash
-# Real-kernel tests for kubemem: tests/real/run.sh [v1|runc|vm|image|all]   (default: all)
+# Real-kernel tests for kubemem: tests/real/run.sh [v1|runc|vm|all]   (default: all)
 #
 #   v1    cgroup v1 on this machine: a child of our own memory cgroup with a 64 MiB limit
 #   runc  real containers (Debian package runc) on this machine's cgroup v1 hierarchy:
 #         without and with a cgroup namespace, and without a limit below a limited parent
 #   vm    cgroup v2 in a qemu VM (TCG) booting the Debian kernel with a busybox initramfs
-#   image the Dockerfile's final (scratch) stage: its root file system assembled from the
-#         Dockerfile's own COPY lines and run with runc as its USER, with a memory limit
+#
+# (The Dockerfile's images are built and run by a real Docker engine in tests/image.sh.)
 #
 # Needs root.  Installs what it needs with apt-get (Debian bookworm) and never removes a
 # package; qemu and the kernel are only downloaded and unpacked, not installed (qemu's shared
@@ -35,9 +35,9 @@ CACHE_MIB=52               # page-cache file: about 80% of LIMIT
 STARTED=$(date +%s.%N)
 
 case ${1:-all} in
-    v1 | runc | vm | image) ENVS=$1 ;;
-    all) ENVS="v1 runc vm image" ;;
-    *) echo "usage: $0 [v1|runc|vm|image|all]" >&2; exit 2 ;;
+    v1 | runc | vm) ENVS=$1 ;;
+    all) ENVS="v1 runc vm" ;;
+    *) echo "usage: $0 [v1|runc|vm|all]" >&2; exit 2 ;;
 esac
 
 RESULTS=$(mktemp) || exit 2
@@ -166,17 +166,9 @@ env_v1() {
 # ---- environment: runc -------------------------------------------------------------------
 
 # oci_config CGROUPS_PATH LIMIT|- CGNS(0|1) SCENARIOS ENV-ASSIGNMENTS... > config.json
-# Optional: OCI_ARGS (a JSON list) replaces the scenario shell's command line, OCI_USER
-# ("UID, GID") the root user, and OCI_MOUNTS (JSON objects, each after a comma) adds mounts
-# after the usual ones.
 oci_config() {
     local cgpath=$1 limit=$2 cgns=$3 e envs="" res="" ns="" args='"/bin/sh", "/scenarios.sh"'
-    local user=${OCI_USER:-0, 0}
-    if [ -n "${OCI_ARGS:-}" ]; then
-        args=$OCI_ARGS
-    else
-        for e in $4; do args="$args, \"$e\""; done
-    fi
+    for e in $4; do args="$args, \"$e\""; done
     shift 4
     for e in PATH=/bin "$@"; do envs="$envs\"$e\", "; done
     [ "$limit" != - ] && res="\"memory\": { \"limit\": $limit, \"swap\": $limit },"
@@ -186,7 +178,7 @@ oci_config() {
   "ociVersion": "1.0.2",
   "process": {
     "terminal": false,
-    "user": { "uid": ${user%,*}, "gid": ${user#*,} },
+    "user": { "uid": 0, "gid": 0 },
     "args": [ $args ],
     "env": [ ${envs%, } ],
     "cwd": "/",
@@ -200,7 +192,7 @@ oci_config() {
     { "destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": [ "nosuid", "noexec", "nodev", "mode=1777", "size=131072k" ] },
     { "destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": [ "nosuid", "nodev", "mode=1777", "size=16384k" ] },
     { "destination": "/sys", "type": "sysfs", "source": "sysfs", "options": [ "nosuid", "noexec", "nodev", "ro" ] },
-    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [ "nosuid", "noexec", "nodev", "relatime", "rw" ] }${OCI_MOUNTS:-}
+    { "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": [ "nosuid", "noexec", "nodev", "relatime", "rw" ] }
   ],
   "linux": {
     "cgroupsPath": "$cgpath",
@@ -269,131 +261,6 @@ env_runc() {
     # runc creates the relative cgroupsPath below its own cgroup in every hierarchy
     find /sys/fs/cgroup -depth -type d \( -name "kubemem-real-$$" -o -name "kubemem-real-cgns-$$" \
         -o -name "kubemem-real-pod.$$" -o -path "*/kubemem-real-pod.$$/*" \) -exec rmdir {} \; 2>/dev/null
-}
-
-# ---- environment: the scratch image ------------------------------------------------------
-
-# The image the Dockerfile builds cannot be built here (no Docker engine), so its last stage
-# is modelled: the root file system holds what its COPY lines copy, nothing else (no shell),
-# and runc runs its ENTRYPOINT as its USER with a memory limit, in this machine's cgroups,
-# as a container runtime would. An instruction this does not model fails, so that a change
-# to the Dockerfile cannot pass untested.
-
-# dockerfile_final_stage: the last stage's instructions, without comments and blank lines
-dockerfile_final_stage() {
-    awk '/^FROM[[:space:]]/ { out = ""; next } !/^[[:space:]]*(#|$)/ { out = out $0 "\n" } END { printf "%s", out }' \
-        "$TOP/Dockerfile"
-}
-
-# image_run NAME ARGS: runs the image's root file system with the process arguments ARGS (a
-# JSON list's inside); sets I_RC, I_OUT (stdout) and I_ERR (stderr)
-image_run() {
-    local id=kubemem-image-$$-$1
-    OCI_USER=$IMG_USER OCI_ARGS=$2 OCI_MOUNTS=$IMG_MOUNTS \
-        oci_config "kubemem-image-$$" "$LIMIT" "$IMG_CGNS" "" >"$IMG/config.json"
-    CLEANUPS+=("runc --root '$WORK/runc-state' delete -f $id")
-    timeout 60 runc --root "$WORK/runc-state" run --bundle "$IMG" "$id" </dev/null >"$IMG/out" 2>"$IMG/err"
-    I_RC=$?
-    runc --root "$WORK/runc-state" delete -f "$id" >/dev/null 2>&1
-    I_OUT=$(cat "$IMG/out") I_ERR=$(cat "$IMG/err")
-}
-
-# image_judge NAME EXPECTED OK(0|1) [FOUND]: FOUND defaults to what the last run said
-image_judge() {
-    local found=${4:-the container said ${I_OUT:-<nothing>}${I_ERR:+ (stderr: $I_ERR)} (exit ${I_RC:-not run})}
-    if [ "$3" = 0 ]; then
-        echo "PASS image/$1" | tee -a "$RESULTS"
-    else
-        echo "FAIL image/$1: expected $2, $found" | tee -a "$RESULTS"
-    fi
-}
-
-env_image() {
-    ensure_packages runc || { unavailable image "$ERR"; return; }
-    IMG=$WORK/image
-    rm -rf "$IMG"
-    mkdir -p "$IMG/rootfs" "$IMG/podinfo" "$IMG/shared" || { unavailable image "a bundle directory"; return; }
-    CLEANUPS+=("rm -rf '$IMG'")
-    local workdir line instr a b rest src dests=() entry="" ok files
-    I_RC='' I_OUT='' I_ERR=''
-    IMG_USER=
-    # Where the build stage works (COPY . .): its paths map to this checkout.
-    workdir=$(sed -n 's/^WORKDIR[[:space:]]\{1,\}//p' "$TOP/Dockerfile" | head -n 1)
-    grep -qx 'RUN ./build.sh' "$TOP/Dockerfile" ||
-        { image_judge dockerfile "a build stage that runs ./build.sh, the binary this test uses" 1; return; }
-    while read -r instr a b rest; do
-        line="$instr $a $b $rest"
-        case $instr:$a in
-            COPY:--from=*)
-                src=${b#"$workdir"/}
-                case $src in target/dist/kubemem) src=$KM ;; *) src=$TOP/$src ;; esac
-                if [ -z "$rest" ] || ! install -D -m 0755 "$src" "$IMG/rootfs$rest"; then
-                    image_judge dockerfile "COPY --from=STAGE SRC DEST of a file in this checkout: $line" 1; return
-                fi
-                dests+=("$rest") ;;
-            USER:*) IMG_USER=$a ;;
-            ENTRYPOINT:*) entry="$a $b $rest" ;;
-            *) image_judge dockerfile "only COPY, USER and ENTRYPOINT in the last stage (not modelled: $line)" 1; return ;;
-        esac
-    done < <(dockerfile_final_stage)
-    case $IMG_USER in
-        [1-9]*:[0-9]* | 0:[1-9]*) ;;
-        *) image_judge dockerfile "a numeric USER uid:gid other than root (scratch has no /etc/passwd), got '$IMG_USER'" 1; return ;;
-    esac
-    case $IMG_USER in *[!0-9:]*) image_judge dockerfile "a numeric USER, got '$IMG_USER'" 1; return ;; esac
-    IMG_USER="${IMG_USER%:*}, ${IMG_USER#*:}"
-    entry=${entry%"${entry##*[! ]}"}
-    case $entry in '['*']') entry=${entry#[}; entry=${entry%]} ;;
-        *) image_judge dockerfile "ENTRYPOINT in exec form (a JSON list: there is no shell), got '$entry'" 1; return ;;
-    esac
-    # The root file system is the COPY destinations and nothing else: no shell, no libc.
-    files=$(cd "$IMG/rootfs" && find . ! -type d | sed 's/^\.//' | sort)
-    [ "$files" = "$(printf '%s\n' "${dests[@]}" | sort)" ] && ! [ -e "$IMG/rootfs/bin/sh" ] && is_static "$KM"
-    image_judge rootfs "only the static binary at ${dests[*]}" $? "found: ${files//$'\n'/ }"
-    [ -f /sys/fs/cgroup/cgroup.controllers ] && IMG_CGNS=1 || IMG_CGNS=0
-    # What kubelet gives a container: the termination log a file of mode 0666 bound over
-    # /dev/termination-log, the downward API annotations read-only at /etc/podinfo, and an
-    # emptyDir (mode 0777) to install into.
-    : >"$IMG/termination-log"
-    chmod 0777 "$IMG/shared"
-    IMG_MOUNTS=", { \"destination\": \"/dev/termination-log\", \"type\": \"bind\", \"source\": \"$IMG/termination-log\", \"options\": [ \"rbind\", \"rw\" ] },
-    { \"destination\": \"/etc/podinfo\", \"type\": \"bind\", \"source\": \"$IMG/podinfo\", \"options\": [ \"rbind\", \"ro\" ] },
-    { \"destination\": \"/shared\", \"type\": \"bind\", \"source\": \"$IMG/shared\", \"options\": [ \"rbind\", \"rw\" ] }"
-
-    image_run healthy "$entry, \"--verbose\""
-    case $I_RC:$I_OUT in "0:level=ok "*" limit=$LIMIT "*" limit_source=cgroup "*) ok=0 ;; *) ok=1 ;; esac
-    image_judge healthy "exit 0 and one line level=ok ... limit=$LIMIT ... limit_source=cgroup" $ok
-
-    chmod 0666 "$IMG/termination-log"
-    image_run failure "$entry, \"--failure\", \"1Ki\", \"--termination-log\", \"/dev/termination-log\""
-    case $I_RC:$I_OUT in "4:level=failure "*" limit=$LIMIT "*) ok=0 ;; *) ok=1 ;; esac
-    [ "$ok" = 0 ] && [ "$(cat "$IMG/termination-log")" = "$I_OUT" ] && [ -z "$I_ERR" ]
-    image_judge termination-log "exit 4, a level=failure line with limit=$LIMIT, the same line in the termination log (it holds: $(cat "$IMG/termination-log"))" $?
-
-    # Not root: a root-owned termination log of mode 0644 cannot be written; the exit code
-    # stays 4.
-    : >"$IMG/termination-log" && chmod 0644 "$IMG/termination-log"
-    image_run non-root "$entry, \"--failure\", \"1Ki\", \"--termination-log\", \"/dev/termination-log\""
-    case $I_RC:$I_OUT:$I_ERR in
-        "4:level=failure "*":level=error file=/dev/termination-log error=\"cannot open termination log: permission denied\"") ok=0 ;;
-        *) ok=1 ;;
-    esac
-    image_judge non-root "exit 4 and permission denied on a root-owned termination log (the USER is not root)" $ok
-
-    printf '%s\n%s' 'app.kubernetes.io/name="kubemem-image"' 'kubemem.io/failure="1Ki"' >"$IMG/podinfo/annotations"
-    image_run annotations "$entry, \"--failure\", \"95\", \"--annotations\", \"/etc/podinfo/annotations\""
-    case $I_RC:$I_OUT in "4:level=failure "*" failure=1024 "*) ok=0 ;; *) ok=1 ;; esac
-    image_judge annotations "exit 4 and failure=1024 from /etc/podinfo/annotations" $ok
-
-    image_run install "$entry, \"install\", \"/shared/kubemem\""
-    [ "$I_RC" = 0 ] && cmp -s "$KM" "$IMG/shared/kubemem" && [ "$(stat -c %u "$IMG/shared/kubemem")" = "${IMG_USER%,*}" ]
-    image_judge install "exit 0 and a copy of kubemem owned by the USER in the shared directory" $?
-
-    image_run bin-kubemem '"/bin/kubemem", "--version"'
-    case $I_RC:$I_OUT in "0:kubemem "*) ok=0 ;; *) ok=1 ;; esac
-    image_judge bin-kubemem "/bin/kubemem --version to exit 0 and print its version" $ok
-    cleanup
-    find /sys/fs/cgroup -depth -type d -name "kubemem-image-$$" -exec rmdir {} \; 2>/dev/null
 }
 
 # ---- environment: cgroup v2 in a VM --------------------------------------------------------
