@@ -55,11 +55,13 @@ Usage: kubemem [OPTIONS]
        kubemem install DEST
 
 `kubemem run` starts CMD and stays its parent, as PID 1 or as a child subreaper:
-it reaps zombies, forwards TERM INT HUP QUIT USR1 USR2 WINCH to CMD's process
-group, and exits with CMD's status (128+N when signal N killed it). It samples
-memory every --interval: at the warning threshold it logs once (and sends
---warning-signal), at the failure threshold it logs and sends --signal, then
-SIGKILL after --grace. A threshold fires again only after usage fell below it.
+it reaps zombies, forwards every signal but CHLD to CMD's process group, and
+when CMD exits, sends TERM to what is left of that group, waits for it (at most
+--grace, then KILL) and exits with CMD's status (128+N when signal N killed
+it). Its own lines go to standard error (or --logfile). It samples memory every
+--interval: at the warning threshold it logs once (and sends --warning-signal),
+at the failure threshold it logs and sends --signal, then SIGKILL after --grace.
+A threshold fires again only after usage fell below it.
 
 `kubemem install DEST` copies this binary to DEST (mode 0755), for an
 initContainer that puts it in a volume shared with the application.
@@ -100,7 +102,8 @@ Options:
 Run options:
       --signal <SIG>           send to CMD at the failure threshold (default TERM)
       --warning-signal <SIG>   send to CMD at the warning threshold (default none)
-      --grace <DURATION>       SIGKILL CMD this long after --signal (default 30s)
+            --grace <DURATION>       SIGKILL CMD this long after --signal, and what CMD left
+                               of its group this long after CMD exited (default 30s)
       --interval <DURATION>    sample memory this often (default 100ms)
 
 SIG is a name (TERM, SIGUSR1) or a number. DURATION is a number with a unit:

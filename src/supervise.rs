@@ -290,29 +290,33 @@ impl Supervisor<'_> {
     }
 
     /// Forwards `signo` to CMD's group. A job-control signal (TSTP, TTIN, TTOU) when CMD has
-    /// the terminal also stops kubemem, after CMD's group, as dumb-init does: the shell that
-    /// started kubemem sees its job stop, and `fg` (SIGCONT, which the kernel delivers to a
-    /// stopped process even when blocked, then forwarded) resumes both. As PID 1 the kernel
-    /// does not stop kubemem; CMD's group still is. Without a terminal they are forwarded
-    /// like any other signal.
+    /// the terminal suspends CMD's group and then kubemem, as dumb-init does: SIGSTOP to the
+    /// group (a TSTP could be caught, or dropped by the kernel for an orphaned group), then to
+    /// itself, so the shell that started kubemem sees its job stop; `fg` (SIGCONT, which the
+    /// kernel delivers to a stopped process even when blocked, then forwarded) resumes both.
+    /// As PID 1 the kernel does not stop kubemem; CMD's group still is. Without a terminal
+    /// they are forwarded like any other signal.
     fn forward(&mut self, signo: c_int) {
-        self.send_raw(signo);
         if self.tty && JOB_CONTROL.iter().any(|s| s.as_raw() == signo) {
+            self.send(Signal::STOP);
             let _ = rustix::process::kill_process(rustix::process::getpid(), Signal::STOP);
+        } else {
+            self.send_raw(signo);
         }
     }
 
     /// CMD has exited: SIGTERM to what is left of its process group, so that a worker it
     /// left behind can finish what it was writing (as dumb-init does), then wait for that
     /// group to be gone, at most `--grace`, forwarding signals and reaping, and SIGKILL what
-    /// is still there. As PID 1 the kernel would kill the rest at kubemem's exit anyway;
+    /// is still there (then wait for that too, at most a second). As PID 1 the kernel would kill the rest at kubemem's exit anyway;
     /// below a subreaper, the group would otherwise outlive kubemem as orphans.
     fn end_group(&mut self) {
         let group = -self.child.as_raw_nonzero().get();
         if sys::kill(group, Signal::TERM.as_raw()).is_err() {
             return; // ESRCH: nothing is left of the group.
         }
-        let deadline = now_ms().saturating_add(self.opts.grace_ms);
+        let mut deadline = now_ms().saturating_add(self.opts.grace_ms);
+        let mut killed = false;
         loop {
             self.reap();
             if sys::kill(group, 0) == Err(Errno::SRCH) {
@@ -320,9 +324,14 @@ impl Supervisor<'_> {
             }
             let now = now_ms();
             if now >= deadline {
+                if killed {
+                    return; // Not gone a second after SIGKILL: nothing more kubemem can do.
+                }
+                // SIGKILL takes effect a moment later: wait (reaping) for the group to go,
+                // so that none of it outlives kubemem.
                 let _ = sys::kill(group, Signal::KILL.as_raw());
-                self.reap();
-                return;
+                killed = true;
+                deadline = now.saturating_add(1000);
             }
             let mut fds = [PollFd::new(&self.signals, PollFlags::IN)];
             // At most 100 ms: the group may end by exits that are not kubemem's children

@@ -355,9 +355,11 @@ fn within(mut cond: impl FnMut() -> bool) -> bool {
 /// signals meant for CMD). Python cannot catch 32 and 33 (glibc's own).
 const RECORDER: &str = r#"
 import os, signal, time
-got = open("got", "a", buffering=1)
+# One write(2) per signal: a buffered file's lock would make a handler that interrupts
+# another one's write fail ("reentrant call").
+got = os.open("got", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 def record(n, _frame):
-    got.write("%d\n" % n)
+    os.write(got, b"%d\n" % n)
 for n in signal.valid_signals():
     if n not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
         signal.signal(n, record)
@@ -565,35 +567,70 @@ fn init_leaves_cmd_standard_output_to_cmd() {
 }
 
 /// With a terminal (CMD has its foreground), SIGTSTP to the init suspends CMD's group and
-/// the init; SIGCONT resumes both. `script` gives them a pseudo-terminal.
+/// the init; SIGCONT resumes both. The init runs in a session of its own on a
+/// pseudo-terminal, as a shell's job in a terminal (or `docker run -it`) does.
 #[test]
 fn init_job_control_under_a_terminal() {
+    use std::os::fd::{FromRawFd, OwnedFd};
     let dir = TempDir::new("tty");
-    let script = format!("echo $$ > cmd-pid; echo $PPID > init-pid; {WAIT}");
+    let (mut master, mut slave) = (-1, -1);
+    // SAFETY: openpty writes the two descriptors; the name, termios and size are not given.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both are new descriptors that nothing else owns.
+    let (_master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    // CMD must not fork: a shell stopped while it waits for a vforked `sleep` shows as `D`.
+    let cmd = r#"
+import os, time
+open("cmd-pid", "w").write("%d" % os.getpid())
+open("init-pid", "w").write("%d" % os.getppid())
+open("ready", "w").close()
+while not os.path.exists("stop"):
+    time.sleep(0.02)
+"#;
     let mut line = init();
-    line.extend(["sh", "-c", &script].map(String::from));
-    let quoted: Vec<String> = line.iter().map(|a| format!("'{a}'")).collect();
-    let mut child = Command::new("script")
-        .args(["-qec", &quoted.join(" "), "/dev/null"])
+    line.extend([python(), "-c", cmd].map(String::from));
+    let mut command = Command::new(&line[0]);
+    command
+        .args(&line[1..])
         .current_dir(&dir.0)
-        .env("SHELL", "/bin/sh")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave);
+    // SAFETY: setsid and ioctl are system calls (async-signal-safe after fork).
+    unsafe {
+        command.pre_exec(|| {
+            // A new session whose controlling terminal is the pseudo-terminal (standard input).
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let mut child = command.spawn().unwrap();
     eventually("CMD to be ready", || dir.path("ready").exists());
     let pid = |name: &str| -> i32 { dir.read(name).trim().parse().unwrap() };
     let (init, cmd) = (pid("init-pid"), pid("cmd-pid"));
+    assert_eq!(init, child.id() as i32);
     let signal = |sig: Signal| kill_process(Pid::from_raw(init).unwrap(), sig).unwrap();
 
     signal(Signal::TSTP);
     let stopped = within(|| state_of(init) == Some('T') && state_of(cmd) == Some('T'));
+    let states = format!("init {:?}, CMD {:?}", state_of(init), state_of(cmd));
     signal(Signal::CONT);
     let resumed = within(|| {
         state_of(init).is_some_and(|s| s != 'T') && state_of(cmd).is_some_and(|s| s != 'T')
     });
     let status = finish(&mut child, &dir);
-    assert!(stopped, "the init and CMD stopped on SIGTSTP");
+    assert!(stopped, "the init and CMD stopped on SIGTSTP ({states})");
     assert!(resumed, "the init and CMD resumed on SIGCONT");
     assert_eq!(status.code(), Some(0));
 }
