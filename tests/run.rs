@@ -64,7 +64,17 @@ impl TempDir {
 }
 
 impl Drop for TempDir {
+    /// Also kills a worker the test started (its pid in `worker-pid`) that is still there,
+    /// which an init that does not end CMD's group leaves behind (a control, or a broken
+    /// build), so that no test leaves a process running. By PID, after checking that it
+    /// still runs in this directory.
     fn drop(&mut self) {
+        if let Ok(pid) = self.read("worker-pid").trim().parse::<i32>() {
+            let cwd = fs::read_link(format!("/proc/{pid}/cwd"));
+            if cwd.is_ok_and(|cwd| cwd == self.0) {
+                let _ = kill_process(Pid::from_raw(pid).unwrap(), Signal::KILL);
+            }
+        }
         let _ = fs::remove_dir_all(&self.0);
     }
 }
@@ -509,13 +519,15 @@ fn default_action_32_to_34() -> std::io::Result<()> {
 fn init_forwards_to_the_process_group_of_cmd() {
     let dir = TempDir::new("group");
     let worker = "trap 'echo USR1 >> worker-got' USR1; trap 'exit 0' TERM; \
-                  touch worker-ready; while [ ! -e stop ]; do sleep 0.02; done";
+                                    echo $$ > worker-pid; touch worker-ready; \
+                  while [ ! -e stop ]; do sleep 0.02; done";
     fs::write(dir.path("worker.sh"), worker).unwrap();
     let script = format!("sh worker.sh & {WAIT}");
     let (mut command, _) = init_command(Place::Child, &["sh", "-c", &script]);
     let mut child = command
         .current_dir(&dir.0)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -538,7 +550,7 @@ fn init_forwards_to_the_process_group_of_cmd() {
 fn init_terms_what_cmd_left_of_its_group() {
     let dir = TempDir::new("leftover");
     let worker = "trap 'echo TERM > worker-got; exit 0' TERM; \
-                  touch worker-ready; while :; do sleep 0.02; done";
+                                    echo $$ > worker-pid; touch worker-ready; while :; do sleep 0.02; done";
     fs::write(dir.path("worker.sh"), worker).unwrap();
     // CMD waits until the worker's trap is set, then exits 7 without it.
     let script = "sh worker.sh & while [ ! -e worker-ready ]; do sleep 0.01; done; exit 7";
@@ -546,6 +558,7 @@ fn init_terms_what_cmd_left_of_its_group() {
     let mut child = command
         .current_dir(&dir.0)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
