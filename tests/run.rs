@@ -656,7 +656,7 @@ fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
     let worker = "trap '' TERM; echo $$ > worker-pid; while :; do sleep 0.02; done";
     fs::write(dir.path("worker.sh"), worker).unwrap();
     let script = "sh worker.sh & while [ ! -s worker-pid ]; do sleep 0.01; done; exit 3";
-    let out = Command::new(bin())
+    let mut child = Command::new(bin())
         .args([
             "run",
             "--root",
@@ -670,10 +670,13 @@ fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
         ])
         .current_dir(&dir.0)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.path("stderr")).unwrap())
+        .spawn()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    within(|| !matches!(child.try_wait(), Ok(None)));
+    let status = finish(&mut child, &dir);
+    assert_eq!(status.code(), Some(3), "{}", dir.read("stderr"));
     let worker: i32 = dir.read("worker-pid").trim().parse().unwrap();
     // Gone, or a zombie of another reaper's about to go: not running.
     assert!(state_of(worker).is_none() || state_of(worker) == Some('Z'));
