@@ -35,6 +35,31 @@ pub fn open(path: &CStr) -> Result<OwnedFd, rustix::io::Errno> {
     )
 }
 
+/// How [`create`] treats what is already in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Add to the end (the logfile).
+    Append,
+    /// Replace the content (the termination log, `install`'s copy).
+    Replace,
+}
+
+/// Opens `path` for writing, creating it with `mode`, without blocking: a FIFO without a
+/// reader (`/proc/1/fd/1` is one in many runtimes) fails with `ENXIO` at once, where a
+/// blocking open would wait for a reader forever. The flag stays set, so a pipe whose
+/// reader stopped reading fails a write with `EAGAIN` once full: a line lost, not the probe.
+pub fn create(path: &CStr, how: Write, mode: u32) -> Result<OwnedFd, rustix::io::Errno> {
+    let how = match how {
+        Write::Append => OFlags::APPEND,
+        Write::Replace => OFlags::TRUNC,
+    };
+    rustix::fs::open(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | how | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::from_raw_mode(mode),
+    )
+}
+
 /// Reads a whole single-record file from an open descriptor into `buf` (emptied first).
 ///
 /// A file that fills `buf` is [`Fault::TooLarge`]: parsing a truncated prefix could turn

@@ -8,7 +8,6 @@
 use core::ffi::{c_int, CStr};
 
 use rustix::fd::{AsFd, BorrowedFd};
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
@@ -19,6 +18,7 @@ use crate::locate::Location;
 use crate::measure::Sample;
 use crate::parse::{signal_name, Threshold};
 use crate::path::{self, CPath};
+use crate::read;
 use crate::{Config, Format};
 
 /// Every line, newline included, stays below this: short enough for an event message and
@@ -500,24 +500,15 @@ pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> Result<(), Errno> {
 /// and at failure also to standard output, so kubelet's event shows it. A logfile that
 /// cannot be opened or written is reported on stderr and changes nothing else.
 ///
-/// The logfile is opened with `O_NONBLOCK` and kept so: a FIFO without a reader (as
-/// `/proc/1/fd/1` can be) fails the open with `ENXIO` at once, where a blocking open would
-/// wait for a reader forever and hang the probe; a pipe whose reader has stopped reading
-/// fails the write with `EAGAIN` once it is full, losing that line rather than the probe.
+/// The logfile is opened by [`read::create`], which never blocks: a FIFO without a reader
+/// is an `ENXIO` error line, a full pipe an `EAGAIN` one, never a hung probe.
 pub fn emit(cfg: &Config<'_>, line: &Line, level: Level) {
     crate::sys::ignore_sigpipe();
     let Some(path) = cfg.logfile else {
         let _ = write_all(cfg.out, line.as_bytes());
         return;
     };
-    let flags = OFlags::WRONLY
-        | OFlags::APPEND
-        | OFlags::CREATE
-        | OFlags::NONBLOCK
-        | OFlags::CLOEXEC
-        | OFlags::NOCTTY;
-    let mode = Mode::from_raw_mode(0o644);
-    let logged = match rustix::fs::open(path, flags, mode) {
+    let logged = match read::create(path, read::Write::Append, 0o644) {
         Err(e) => Err((b"cannot open log file: ".as_slice(), e, None)),
         Ok(fd) => match write_all(fd.as_fd(), line.as_bytes()) {
             Err(e) => Err((b"cannot write log file: ".as_slice(), e, Some(fd))),
@@ -562,13 +553,7 @@ pub fn terminate(cfg: &Config<'_>, line: &Line) {
     crate::sys::ignore_sigpipe();
     let text = line.as_bytes();
     let text = text.strip_suffix(b"\n").unwrap_or(text);
-    let flags = OFlags::WRONLY
-        | OFlags::CREATE
-        | OFlags::TRUNC
-        | OFlags::NONBLOCK
-        | OFlags::CLOEXEC
-        | OFlags::NOCTTY;
-    let failed = match rustix::fs::open(path, flags, Mode::from_raw_mode(0o644)) {
+    let failed = match read::create(path, read::Write::Replace, 0o644) {
         Err(e) => Some((b"cannot open termination log: ".as_slice(), e)),
         Ok(fd) => write_all(fd.as_fd(), text)
             .err()
