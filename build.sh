@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the release kubemem binaries: statically linked, stripped, size-optimised (see
-# Cargo.toml's release profile), in two variants:
+# Cargo.toml's release profile), in three variants:
 #
 #   target/dist/kubemem        the probe and kubemem run (default features)
 #   target/dist/kubemem-evict  the same with --evict (cargo feature evict: rustls and ring)
+#   target/dist/kubemem-node   the node agent, a DaemonSet (cargo feature node: kube-rs, tokio)
 #
 # Prints each one's size and fails if one is not static or is above its size ceiling.
 #
@@ -14,7 +15,7 @@
 # Arguments are passed on to cargo build.
 #
 # Environment:
-#   KUBEMEM_VARIANTS        which to build: default, evict, or both (default "default evict").
+#   KUBEMEM_VARIANTS        which to build: default, evict, node (default "default evict node").
 #   KUBEMEM_TARGET          Rust target triple; default: this machine's architecture with
 #                           musl (added with rustup when missing). x86_64-unknown-linux-gnu
 #                           builds a static glibc binary instead (tested, not shipped).
@@ -26,6 +27,7 @@
 #   KUBEMEM_EVICT_MAX_SIZE  size ceiling of kubemem-evict: 1,420,000 for musl (1,400,976
 #                           measured, rustls with ring, TLS 1.2 and 1.3), 2,000,000 for glibc
 #                           (1,983,192 measured).
+#   KUBEMEM_NODE_MAX_SIZE   size ceiling of kubemem-node (provisional until measured).
 set -Eeuo pipefail
 cd "$(dirname "$0")"
 
@@ -48,8 +50,8 @@ fi
 
 dist=${KUBEMEM_DIST:-target/dist}
 case $target in
-    *-musl*) max_size=480000 evict_max_size=1420000 ;;
-    *) max_size=1050000 evict_max_size=2000000 ;;
+    *-musl*) max_size=480000 evict_max_size=1420000 node_max_size=8000000 ;;
+    *) max_size=1050000 evict_max_size=2000000 node_max_size=10000000 ;;
 esac
 
 # build VARIANT OUTPUT CEILING LINK-FLAGS [CARGO ARGS...]
@@ -65,7 +67,7 @@ build() {
         cargo build --release --locked --target "$target" "$@"
 
     mkdir -p "$dist"
-    cp "${CARGO_TARGET_DIR:-target}/$target/release/kubemem" "$out"
+    cp "${CARGO_TARGET_DIR:-target}/$target/release/${out##*/}" "$out"
 
     # Static means: no program interpreter and no shared libraries needed.
     if readelf -lW "$out" | grep -q 'program interpreter' || readelf -dW "$out" | grep -q '(NEEDED)'; then
@@ -88,12 +90,13 @@ build() {
 # glibc build, does not pad them apart anyway). One page fault and about 4 us less per probe
 # run, and 4 KB; the cost is read-only data in executable pages (DESIGN.md). kubemem-evict
 # reads the network and keeps them apart.
-for variant in ${KUBEMEM_VARIANTS:-default evict}; do
+for variant in ${KUBEMEM_VARIANTS:-default evict node}; do
     case $variant in
         default) build default "$dist/kubemem" "${KUBEMEM_MAX_SIZE:-$max_size}" "-C link-arg=-Wl,-z,noseparate-code" "$@" ;;
         evict) build evict "$dist/kubemem-evict" "${KUBEMEM_EVICT_MAX_SIZE:-$evict_max_size}" "" --features evict "$@" ;;
+        node) build node "$dist/kubemem-node" "${KUBEMEM_NODE_MAX_SIZE:-$node_max_size}" "" --features node --bin kubemem-node "$@" ;;
         *)
-            echo "build.sh: unknown variant '$variant' in KUBEMEM_VARIANTS (default, evict)" >&2
+            echo "build.sh: unknown variant '$variant' in KUBEMEM_VARIANTS (default, evict, node)" >&2
             exit 1
             ;;
     esac
