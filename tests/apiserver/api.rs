@@ -12,7 +12,9 @@ use crate::http::{head, write_chunk, write_response, Bad, Conn, Request, Respons
 use crate::select::{Fields, Labels};
 use crate::status::{Cause, FieldError, FieldKind, Status};
 use crate::store::{key, Scope, State};
-use crate::util::{base64_url, base64_url_decode, go_json, go_quote, name_suffix, now, random, rfc3339, uuid};
+use crate::util::{
+    base64_url, base64_url_decode, go_json, go_quote, name_suffix, now, random, rfc3339, uuid,
+};
 
 /// Who the agent is: the user named in RBAC's 403.
 pub const USER: &str = "system:serviceaccount:kube-system:kubemem-node";
@@ -22,7 +24,8 @@ const PDB_MESSAGE: &str = "Cannot evict pod as it would violate the pod's disrup
 const BOOKMARK_EVERY: Duration = Duration::from_secs(1);
 /// How long the cacher waits for a resourceVersion it has not seen (waitUntilFreshAndBlock).
 const FRESH_WAIT: Duration = Duration::from_secs(3);
-const JSON_TYPES: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf, application/cbor";
+const JSON_TYPES: &str =
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf, application/cbor";
 
 pub struct Server {
     pub state: Mutex<State>,
@@ -73,10 +76,15 @@ fn handle(server: &Server, conn: &mut Conn, req: &Request) -> io::Result<bool> {
         None
     } else {
         let mut st = server.lock();
-        let params: serde_json::Map<String, Value> =
-            req.params().into_iter().map(|(k, v)| (k, json!(v))).collect();
-        st.requests.push(json!({"method": req.method, "path": req.path, "query": req.query,
-                                "params": params, "time": now(), "code": null}));
+        let params: serde_json::Map<String, Value> = req
+            .params()
+            .into_iter()
+            .map(|(k, v)| (k, json!(v)))
+            .collect();
+        st.requests.push(
+            json!({"method": req.method, "path": req.path, "query": req.query,
+                                "params": params, "time": now(), "code": null}),
+        );
         Some(st.requests.len() - 1)
     };
     let set_code = |code: u16| {
@@ -86,7 +94,9 @@ fn handle(server: &Server, conn: &mut Conn, req: &Request) -> io::Result<bool> {
     };
     // The authentication filter: without the token, 401 before anything else.
     if let Some(token) = &server.token {
-        let given = req.header("authorization").and_then(|a| a.strip_prefix("Bearer "));
+        let given = req
+            .header("authorization")
+            .and_then(|a| a.strip_prefix("Bearer "));
         if given.map(str::trim) != Some(token.as_str()) {
             set_code(401);
             let r = status(Status::unauthorized());
@@ -122,7 +132,9 @@ fn route(server: &Server, req: &Request) -> Route {
         ("GET", ["version"]) => answer(Response::json(200, version())),
         ("GET", ["healthz" | "livez" | "readyz"]) => answer(Response::text(200, "ok".into())),
         ("GET", ["api", "v1", "pods"]) => pods(server, req, None, None, false),
-        ("GET", ["api", "v1", "namespaces", ns, "pods"]) => pods(server, req, Some(ns), None, false),
+        ("GET", ["api", "v1", "namespaces", ns, "pods"]) => {
+            pods(server, req, Some(ns), None, false)
+        }
         ("GET", ["api", "v1", "watch", "pods"]) => pods(server, req, None, None, true),
         ("GET", ["api", "v1", "watch", "namespaces", ns, "pods"]) => {
             pods(server, req, Some(ns), None, true)
@@ -153,7 +165,10 @@ fn route(server: &Server, req: &Request) -> Route {
         }
         (_, ["api" | "apis", ..]) => answer(status(Status::no_route(404))),
         // Outside the API groups kube-apiserver's mux falls through to Go's http.NotFound.
-        _ => answer(Response::text(404, "404 page not found\n".into()).with("X-Content-Type-Options", "nosniff")),
+        _ => answer(
+            Response::text(404, "404 page not found\n".into())
+                .with("X-Content-Type-Options", "nosniff"),
+        ),
     }
 }
 
@@ -180,7 +195,10 @@ fn int_param(req: &Request, name: &str) -> Result<Option<i64>, Status> {
     match req.param(name) {
         None => Ok(None),
         Some(v) => v.parse::<i64>().map(Some).map_err(|_| {
-            Status::bad_request(&format!("strconv.ParseInt: parsing {}: invalid syntax", go_quote(&v)))
+            Status::bad_request(&format!(
+                "strconv.ParseInt: parsing {}: invalid syntax",
+                go_quote(&v)
+            ))
         }),
     }
 }
@@ -193,7 +211,12 @@ fn bool_param(req: &Request, name: &str) -> Option<bool> {
 
 /// handlers/get.go listOpts: decode, validate (validation.go ValidateListOptions), then the
 /// field selector's labels converted for pods.
-fn list_opts(req: &Request, ns: Option<&str>, name: Option<&str>, force_watch: bool) -> Result<(Scope, Opts), Status> {
+fn list_opts(
+    req: &Request,
+    ns: Option<&str>,
+    name: Option<&str>,
+    force_watch: bool,
+) -> Result<(Scope, Opts), Status> {
     let labels = Labels::parse(&req.param("labelSelector").unwrap_or_default())
         .map_err(|e| Status::bad_request(&e))?;
     let o = Opts {
@@ -213,37 +236,70 @@ fn list_opts(req: &Request, ns: Option<&str>, name: Option<&str>, force_watch: b
     let m = o.rv_match.as_str();
     if o.watch {
         if o.send_initial.is_some() && m != "NotOlderThan" {
-            forbid(&mut errs, "resourceVersionMatch", "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan");
+            forbid(
+                &mut errs,
+                "resourceVersionMatch",
+                "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            );
         }
         if !m.is_empty() {
             if o.send_initial.is_none() {
                 forbid(&mut errs, "resourceVersionMatch", "resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided");
             }
             if m != "NotOlderThan" {
-                errs.push(FieldError::new(FieldKind::NotSupported, "resourceVersionMatch", m, "supported values: \"NotOlderThan\""));
+                errs.push(FieldError::new(
+                    FieldKind::NotSupported,
+                    "resourceVersionMatch",
+                    m,
+                    "supported values: \"NotOlderThan\"",
+                ));
             }
             if !o.continue_.is_empty() {
-                forbid(&mut errs, "resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided");
+                forbid(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                );
             }
         }
     } else {
         if !m.is_empty() {
             if o.rv.is_empty() {
-                forbid(&mut errs, "resourceVersionMatch", "resourceVersionMatch is forbidden unless resourceVersion is provided");
+                forbid(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden unless resourceVersion is provided",
+                );
             }
             if !o.continue_.is_empty() {
-                forbid(&mut errs, "resourceVersionMatch", "resourceVersionMatch is forbidden when continue is provided");
+                forbid(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch is forbidden when continue is provided",
+                );
             }
             if m != "Exact" && m != "NotOlderThan" {
-                errs.push(FieldError::new(FieldKind::NotSupported, "resourceVersionMatch", m,
-                    "supported values: \"Exact\", \"NotOlderThan\", \"\""));
+                errs.push(FieldError::new(
+                    FieldKind::NotSupported,
+                    "resourceVersionMatch",
+                    m,
+                    "supported values: \"Exact\", \"NotOlderThan\", \"\"",
+                ));
             }
             if m == "Exact" && o.rv == "0" {
-                forbid(&mut errs, "resourceVersionMatch", "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"");
+                forbid(
+                    &mut errs,
+                    "resourceVersionMatch",
+                    "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                );
             }
         }
         if o.send_initial.is_some() {
-            forbid(&mut errs, "sendInitialEvents", "sendInitialEvents is forbidden for list");
+            forbid(
+                &mut errs,
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for list",
+            );
         }
     }
     if !errs.is_empty() {
@@ -253,10 +309,17 @@ fn list_opts(req: &Request, ns: Option<&str>, name: Option<&str>, force_watch: b
         .map_err(|e| Status::bad_request(&e))?;
     if let Some(name) = name {
         if fields.is_empty() {
-            fields = Fields::parse_for_pods(&format!("metadata.name={}", name.replace('\\', "\\\\").replace(',', "\\,").replace('=', "\\=")))
-                .map_err(|e| Status::bad_request(&e))?;
+            fields = Fields::parse_for_pods(&format!(
+                "metadata.name={}",
+                name.replace('\\', "\\\\")
+                    .replace(',', "\\,")
+                    .replace('=', "\\=")
+            ))
+            .map_err(|e| Status::bad_request(&e))?;
         } else if fields.requires("metadata.name") != Some(name) {
-            return Err(Status::bad_request("fieldSelector metadata.name doesn't match requested name"));
+            return Err(Status::bad_request(
+                "fieldSelector metadata.name doesn't match requested name",
+            ));
         }
     }
     let scope = Scope {
@@ -273,12 +336,21 @@ fn parse_rv(rv: &str) -> Result<u64, FieldError> {
         return Ok(0);
     }
     rv.parse::<u64>().map_err(|_| {
-        let detail = format!("strconv.ParseUint: parsing {}: invalid syntax", go_quote(rv));
+        let detail = format!(
+            "strconv.ParseUint: parsing {}: invalid syntax",
+            go_quote(rv)
+        );
         FieldError::new(FieldKind::Invalid, "resourceVersion", rv, &detail)
     })
 }
 
-fn pods(server: &Server, req: &Request, ns: Option<&str>, name: Option<&str>, force_watch: bool) -> Route {
+fn pods(
+    server: &Server,
+    req: &Request,
+    ns: Option<&str>,
+    name: Option<&str>,
+    force_watch: bool,
+) -> Route {
     match list_opts(req, ns, name, force_watch) {
         Err(s) => Route::Answer(status(s)),
         Ok((scope, o)) if o.watch => Route::Watch(scope, o),
@@ -287,14 +359,22 @@ fn pods(server: &Server, req: &Request, ns: Option<&str>, name: Option<&str>, fo
 }
 
 /// Waits (as the cacher does, a few seconds) for the store to reach `rv`.
-fn wait_for<'a>(server: &'a Server, mut st: MutexGuard<'a, State>, rv: u64) -> Result<MutexGuard<'a, State>, Status> {
+fn wait_for<'a>(
+    server: &'a Server,
+    mut st: MutexGuard<'a, State>,
+    rv: u64,
+) -> Result<MutexGuard<'a, State>, Status> {
     let end = Instant::now() + FRESH_WAIT;
     while st.rv < rv {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(Status::too_large_resource_version(rv, st.rv));
         }
-        st = server.changed.wait_timeout(st, left).unwrap_or_else(|e| e.into_inner()).0;
+        st = server
+            .changed
+            .wait_timeout(st, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
     Ok(st)
 }
@@ -307,7 +387,10 @@ created, modified, or deleted between the time the first chunk was returned and 
 /// storage.EncodeContinue: the key after the list's key prefix, and the list's revision.
 fn continue_token(start: &str, rv: i64) -> String {
     // continueToken's field order: v, rv, start.
-    let token = format!(r#"{{"v":"meta.k8s.io/v1","rv":{rv},"start":{}}}"#, json!(format!("{start}\u{0}")));
+    let token = format!(
+        r#"{{"v":"meta.k8s.io/v1","rv":{rv},"start":{}}}"#,
+        json!(format!("{start}\u{0}"))
+    );
     base64_url(token.as_bytes())
 }
 
@@ -317,8 +400,13 @@ fn list(server: &Server, ns: Option<&str>, scope: &Scope, o: &Opts) -> Result<Re
     let prefix = ns.map(|n| format!("{n}/")).unwrap_or_default();
     let mut st = server.lock();
     let (snapshot, list_rv, start) = if !o.continue_.is_empty() {
-        let invalid = |why: &str| Status::bad_request(&format!("invalid continue token: continue key is not valid{why}"));
-        let raw = base64_url_decode(&o.continue_).ok_or_else(|| invalid(": illegal base64 data"))?;
+        let invalid = |why: &str| {
+            Status::bad_request(&format!(
+                "invalid continue token: continue key is not valid{why}"
+            ))
+        };
+        let raw =
+            base64_url_decode(&o.continue_).ok_or_else(|| invalid(": illegal base64 data"))?;
         let token: Value = serde_json::from_slice(&raw).map_err(|e| invalid(&format!(": {e}")))?;
         if token["v"] != "meta.k8s.io/v1" {
             return Err(invalid(": server does not recognize this encoded version"));
@@ -326,19 +414,26 @@ fn list(server: &Server, ns: Option<&str>, scope: &Scope, o: &Opts) -> Result<Re
         let rv = token["rv"].as_i64().unwrap_or(0);
         let start = token["start"].as_str().unwrap_or("");
         if rv == 0 {
-            return Err(invalid(": incorrect encoded start resourceVersion (version meta.k8s.io/v1)"));
+            return Err(invalid(
+                ": incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+            ));
         }
         if start.is_empty() {
-            return Err(invalid(": encoded start key empty (version meta.k8s.io/v1)"));
+            return Err(invalid(
+                ": encoded start key empty (version meta.k8s.io/v1)",
+            ));
         }
         if !o.rv.is_empty() && o.rv != "0" {
-            return Err(Status::bad_request("specifying resource version is not allowed when using continue"));
+            return Err(Status::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         let start = format!("{prefix}{start}");
         if rv > 0 && (rv as u64) < st.compacted {
             // etcd3 errors.go handleCompactedErrorForPaging: a token to go on at the latest.
             let mut s = Status::expired(INCONSISTENT_CONTINUE);
-            s.continue_ = continue_token(start.trim_start_matches(&prefix).trim_end_matches('\0'), -1);
+            s.continue_ =
+                continue_token(start.trim_start_matches(&prefix).trim_end_matches('\0'), -1);
             return Err(s);
         }
         if rv > 0 {
@@ -347,14 +442,18 @@ fn list(server: &Server, ns: Option<&str>, scope: &Scope, o: &Opts) -> Result<Re
             (st.pods.clone(), st.rv, Some(start))
         }
     } else {
-        let rv = parse_rv(&o.rv).map_err(|e| Status::bad_request(&format!("invalid resource version: {}", e.error())))?;
+        let rv = parse_rv(&o.rv).map_err(|e| {
+            Status::bad_request(&format!("invalid resource version: {}", e.error()))
+        })?;
         let exact = o.rv_match == "Exact" || (o.rv_match.is_empty() && o.limit > 0 && rv > 0);
         if rv > st.rv {
             st = wait_for(server, st, rv)?;
         }
         if exact {
             if rv < st.compacted {
-                return Err(Status::expired("The resourceVersion for the provided list is too old."));
+                return Err(Status::expired(
+                    "The resourceVersion for the provided list is too old.",
+                ));
             }
             (st.pods_at(rv), rv, None)
         } else {
@@ -368,7 +467,11 @@ fn list(server: &Server, ns: Option<&str>, scope: &Scope, o: &Opts) -> Result<Re
         .filter(|(_, p)| scope.matches(p))
         .map(|(k, p)| (k, &**p))
         .collect();
-    let page = if o.limit > 0 { (o.limit as usize).min(matching.len()) } else { matching.len() };
+    let page = if o.limit > 0 {
+        (o.limit as usize).min(matching.len())
+    } else {
+        matching.len()
+    };
     let mut meta = format!(r#""resourceVersion":"{list_rv}""#);
     if page < matching.len() {
         let last = matching[page - 1].0.trim_start_matches(&prefix);
@@ -417,7 +520,13 @@ fn bookmark(rv: u64, initial_end: bool) -> String {
 /// ERROR event with the 410 (cacher.go newErrWatcher, watch_cache_history.go). `drop` cuts
 /// the connection; `expire` sends ERROR 410 as etcd3's watcher does on compaction
 /// (etcd3/errors.go) and ends the stream.
-fn watch(server: &Server, conn: &mut Conn, req: &Request, scope: &Scope, o: &Opts) -> io::Result<bool> {
+fn watch(
+    server: &Server,
+    conn: &mut Conn,
+    req: &Request,
+    scope: &Scope,
+    o: &Opts,
+) -> io::Result<bool> {
     let rv = match parse_rv(&o.rv) {
         Ok(rv) => rv,
         Err(e) => {
@@ -431,7 +540,10 @@ fn watch(server: &Server, conn: &mut Conn, req: &Request, scope: &Scope, o: &Opt
         // handleWatch: minRequestTimeout (1800 s) times a random factor in [1, 2).
         _ => Duration::from_secs(1800 + u64::from(random(2)[0]) * 7),
     };
-    let deadline = Instant::now() + timeout;
+    // A timeout past what Instant can hold is as good as none.
+    let deadline = Instant::now()
+        .checked_add(timeout)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32));
     let mut out = String::new();
     let mut st = server.lock();
     let (drops, expires) = (st.drops, st.expires);
@@ -440,7 +552,10 @@ fn watch(server: &Server, conn: &mut Conn, req: &Request, scope: &Scope, o: &Opt
     let mut cursor = st.rv;
     if o.send_initial == Some(false) || (!initial) {
         if rv > 0 && rv < st.compacted {
-            failed = Some(Status::expired(&format!("too old resource version: {rv} ({})", st.compacted)));
+            failed = Some(Status::expired(&format!(
+                "too old resource version: {rv} ({})",
+                st.compacted
+            )));
         } else if rv > st.rv {
             match wait_for(server, st, rv) {
                 Ok(g) => st = g,
@@ -507,7 +622,11 @@ fn watch(server: &Server, conn: &mut Conn, req: &Request, scope: &Scope, o: &Opt
             if !out.is_empty() || now >= deadline {
                 break;
             }
-            let wake = if o.bookmarks { next_bookmark.min(deadline) } else { deadline };
+            let wake = if o.bookmarks {
+                next_bookmark.min(deadline)
+            } else {
+                deadline
+            };
             st = server
                 .changed
                 .wait_timeout(st, wake.saturating_duration_since(now))
@@ -520,12 +639,18 @@ fn watch(server: &Server, conn: &mut Conn, req: &Request, scope: &Scope, o: &Opt
 /// NegotiateInputSerializer: no Content-Type means JSON; another type is a 415.
 fn json_body(req: &Request) -> Result<Value, Status> {
     let ct = req.header("content-type").unwrap_or("application/json");
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media != "application/json" {
         return Err(Status::unsupported_media_type(JSON_TYPES));
     }
-    let v: Value = serde_json::from_slice(&req.body)
-        .map_err(|e| Status::bad_request(&format!("couldn't get version/kind; json parse error: {e}")))?;
+    let v: Value = serde_json::from_slice(&req.body).map_err(|e| {
+        Status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+    })?;
     if !v.is_object() {
         return Err(Status::bad_request(
             "couldn't get version/kind; json parse error: json: cannot unmarshal non-object into Go value of type struct { APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }",
@@ -582,14 +707,21 @@ fn evict(server: &Server, req: &Request, ns: &str, name: &str) -> Response {
         r = r.with("Warning", &format!("299 - {}", go_quote(&w)));
     }
     let mut st = server.lock();
-    st.evictions.push(json!({"namespace": ns, "name": name, "code": r.code, "time": now(), "dryRun": dry_run}));
+    st.evictions.push(
+        json!({"namespace": ns, "name": name, "code": r.code, "time": now(), "dryRun": dry_run}),
+    );
     drop(st);
     server.changed.notify_all();
     r
 }
 
 /// Takes one use of the answer the test set for this pod, when there is one.
-fn take_respond(st: &mut State, ns: &str, name: &str, applies: impl Fn(u16) -> bool) -> Option<u16> {
+fn take_respond(
+    st: &mut State,
+    ns: &str,
+    name: &str,
+    applies: impl Fn(u16) -> bool,
+) -> Option<u16> {
     let k = (ns.to_string(), name.to_string());
     let r = st.respond.get_mut(&k)?;
     if !applies(r.code) {
@@ -605,7 +737,14 @@ fn take_respond(st: &mut State, ns: &str, name: &str, applies: impl Fn(u16) -> b
     Some(code)
 }
 
-fn evict_answer(server: &Server, req: &Request, ns: &str, name: &str, dry_run: &[String], warnings: &mut Vec<String>) -> (Status, u16) {
+fn evict_answer(
+    server: &Server,
+    req: &Request,
+    ns: &str,
+    name: &str,
+    dry_run: &[String],
+    warnings: &mut Vec<String>,
+) -> (Status, u16) {
     let forbidden = take_respond(&mut server.lock(), ns, name, |c| c == 403);
     if forbidden.is_some() {
         let why = format!(
@@ -616,14 +755,27 @@ fn evict_answer(server: &Server, req: &Request, ns: &str, name: &str, dry_run: &
         return (Status::forbidden("pods", name, &why), 403);
     }
     if let Some(bad) = dry_run.iter().find(|d| *d != "All") {
-        let e = FieldError::new(FieldKind::NotSupported, "dryRun", bad, "supported values: \"All\"");
-        return (Status::invalid("meta.k8s.io", "CreateOptions", "", &[e]), 422);
+        let e = FieldError::new(
+            FieldKind::NotSupported,
+            "dryRun",
+            bad,
+            "supported values: \"All\"",
+        );
+        return (
+            Status::invalid("meta.k8s.io", "CreateOptions", "", &[e]),
+            422,
+        );
     }
     let mut eviction = match json_body(req) {
         Ok(v) => v,
         Err(s) => return (s, 400),
     };
-    if let Err(s) = check_type(&mut eviction, ns, "Eviction", &["policy/v1", "policy/v1beta1"]) {
+    if let Err(s) = check_type(
+        &mut eviction,
+        ns,
+        "Eviction",
+        &["policy/v1", "policy/v1beta1"],
+    ) {
         return (s, 400);
     }
     // fieldValidation defaults to Warn: unknown fields are dropped with a Warning header
@@ -636,11 +788,18 @@ fn evict_answer(server: &Server, req: &Request, ns: &str, name: &str, dry_run: &
         }
     }
     if eviction["metadata"]["name"].as_str() != Some(name) {
-        return (Status::bad_request("name in URL does not match name in Eviction object"), 400);
+        return (
+            Status::bad_request("name in URL does not match name in Eviction object"),
+            400,
+        );
     }
     let body_dry: Vec<String> = eviction["deleteOptions"]["dryRun"]
         .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default();
     if !body_dry.is_empty() && !dry_run.is_empty() && body_dry != dry_run {
         let message = format!(
@@ -710,12 +869,20 @@ const RENAMES: [(&str, &str); 7] = [
 fn convert(mut v: Value, to: Api) -> Value {
     if let Some(obj) = v.as_object_mut() {
         for (events, core) in RENAMES {
-            let (from, into) = if to == Api::Core { (events, core) } else { (core, events) };
+            let (from, into) = if to == Api::Core {
+                (events, core)
+            } else {
+                (core, events)
+            };
             if let Some(x) = obj.remove(from) {
                 obj.insert(into.to_string(), x);
             }
         }
-        let api_version = if to == Api::Core { "v1" } else { "events.k8s.io/v1" };
+        let api_version = if to == Api::Core {
+            "v1"
+        } else {
+            "events.k8s.io/v1"
+        };
         obj.insert("apiVersion".into(), json!(api_version));
         obj.insert("kind".into(), json!("Event"));
     }
@@ -729,22 +896,45 @@ fn validate_event(e: &Value, api: Api) -> Vec<FieldError> {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     let ns = s(&e["metadata"]["namespace"]);
     let involved_ns = s(&e["involvedObject"]["namespace"]);
-    let mismatch = || FieldError::new(FieldKind::Invalid, "involvedObject.namespace", &involved_ns, "does not match event.namespace");
+    let mismatch = || {
+        FieldError::new(
+            FieldKind::Invalid,
+            "involvedObject.namespace",
+            &involved_ns,
+            "does not match event.namespace",
+        )
+    };
     let required = |f: &str| FieldError::new(FieldKind::Required, f, "", "");
     if s(&e["metadata"]["name"]).is_empty() {
-        errs.push(FieldError::new(FieldKind::Required, "metadata.name", "", "name or generateName is required"));
+        errs.push(FieldError::new(
+            FieldKind::Required,
+            "metadata.name",
+            "",
+            "name or generateName is required",
+        ));
     }
     if e["eventTime"].is_null() {
-        if (involved_ns.is_empty() && !ns.is_empty() && ns != "default") || (!involved_ns.is_empty() && ns != involved_ns) {
+        if (involved_ns.is_empty() && !ns.is_empty() && ns != "default")
+            || (!involved_ns.is_empty() && ns != involved_ns)
+        {
             errs.push(mismatch());
         }
     } else {
         if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
             errs.push(mismatch());
         }
-        for f in ["reportingComponent", "reportingInstance", "action", "reason"] {
+        for f in [
+            "reportingComponent",
+            "reportingInstance",
+            "action",
+            "reason",
+        ] {
             if s(&e[f]).is_empty() {
-                let field = if f == "reportingComponent" { "reportingController" } else { f };
+                let field = if f == "reportingComponent" {
+                    "reportingController"
+                } else {
+                    f
+                };
                 errs.push(required(field));
             }
         }
@@ -755,11 +945,21 @@ fn validate_event(e: &Value, api: Api) -> Vec<FieldError> {
         }
         let t = s(&e["type"]);
         if t != "Normal" && t != "Warning" {
-            errs.push(FieldError::new(FieldKind::Invalid, "type", "", &format!("has invalid value: {t}")));
+            errs.push(FieldError::new(
+                FieldKind::Invalid,
+                "type",
+                "",
+                &format!("has invalid value: {t}"),
+            ));
         }
         for f in ["firstTimestamp", "lastTimestamp", "count", "source"] {
             if !e[f].is_null() && e[f] != json!({}) && e[f] != json!(0) {
-                errs.push(FieldError::new(FieldKind::Invalid, f, "", "needs to be unset"));
+                errs.push(FieldError::new(
+                    FieldKind::Invalid,
+                    f,
+                    "",
+                    "needs to be unset",
+                ));
             }
         }
     }
@@ -767,7 +967,11 @@ fn validate_event(e: &Value, api: Api) -> Vec<FieldError> {
 }
 
 fn create_event(server: &Server, req: &Request, ns: &str, api: Api) -> Response {
-    let accepted: &[&str] = if api == Api::Core { &["v1"] } else { &["events.k8s.io/v1"] };
+    let accepted: &[&str] = if api == Api::Core {
+        &["v1"]
+    } else {
+        &["events.k8s.io/v1"]
+    };
     let mut v = match json_body(req) {
         Ok(v) => v,
         Err(s) => return status(s),
@@ -775,16 +979,38 @@ fn create_event(server: &Server, req: &Request, ns: &str, api: Api) -> Response 
     if let Err(s) = check_type(&mut v, ns, "Event", accepted) {
         return status(s);
     }
-    if !v["metadata"]["resourceVersion"].as_str().unwrap_or("").is_empty() {
-        return status(Status::internal("resourceVersion should not be set on objects to be created"));
+    if !v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty()
+    {
+        return status(Status::internal(
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     // rest.WipeObjectMetaSystemFields
     if let Some(meta) = v["metadata"].as_object_mut() {
-        for f in ["creationTimestamp", "uid", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for f in [
+            "creationTimestamp",
+            "uid",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             meta.remove(f);
         }
-        let generate = meta.get("generateName").and_then(Value::as_str).unwrap_or("").to_string();
-        if meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty() && !generate.is_empty() {
+        let generate = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+            && !generate.is_empty()
+        {
             meta.insert("name".into(), json!(format!("{generate}{}", name_suffix())));
         }
     }
@@ -835,13 +1061,19 @@ fn merge(target: &mut Value, patch: &Value) {
 fn patch_event(server: &Server, req: &Request, ns: &str, name: &str, api: Api) -> Response {
     let ct = req.header("content-type").unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
-    if media != "application/merge-patch+json" && media != "application/strategic-merge-patch+json" {
+    if media != "application/merge-patch+json" && media != "application/strategic-merge-patch+json"
+    {
         return status(Status::unsupported_media_type(
             "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
         ));
     }
-    let patch: Value = match serde_json::from_slice(&req.body) {
-        Ok(p) => p,
+    let patch = match serde_json::from_slice::<Value>(&req.body) {
+        Ok(p) if p.is_object() => p,
+        Ok(_) => {
+            return status(Status::bad_request(
+                "error decoding patch: a merge patch must be a JSON object",
+            ))
+        }
         Err(e) => return status(Status::bad_request(&format!("error decoding patch: {e}"))),
     };
     let mut st = server.lock();
@@ -850,6 +1082,10 @@ fn patch_event(server: &Server, req: &Request, ns: &str, name: &str, api: Api) -
     };
     let mut obj = convert(stored.clone(), api);
     merge(&mut obj, &patch);
+    if !obj["metadata"].is_object() {
+        let e = FieldError::new(FieldKind::Invalid, "metadata", "", "must be an object");
+        return status(Status::invalid(api.group(), "Event", name, &[e]));
+    }
     let mut core = convert(obj, Api::Core);
     st.rv += 1;
     core["metadata"]["name"] = json!(name);

@@ -110,7 +110,8 @@ fn serve(args: &[String]) -> Result<(), String> {
     if !dir.is_dir() {
         return Err(format!("serve: --dir {}: not a directory", dir.display()));
     }
-    let listener = TcpListener::bind(&listen).map_err(|e| format!("serve: --listen {listen}: {e}"))?;
+    let listener =
+        TcpListener::bind(&listen).map_err(|e| format!("serve: --listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| format!("serve: {e}"))?;
     let (server_tls, token) = if tls {
         let (config, ca_pem) = tls::make()?;
@@ -121,11 +122,17 @@ fn serve(args: &[String]) -> Result<(), String> {
         tls::write_atomically(&dir.join("kubeconfig"), kubeconfig.as_bytes())?;
         (Some(config), Some(token))
     } else {
-        tls::write_atomically(&dir.join("kubeconfig"), tls::kubeconfig(addr, None).as_bytes())?;
+        tls::write_atomically(
+            &dir.join("kubeconfig"),
+            tls::kubeconfig(addr, None).as_bytes(),
+        )?;
         (None, None)
     };
     tls::write_atomically(&dir.join("port"), format!("{}\n", addr.port()).as_bytes())?;
-    eprintln!("apiserver: serving on {addr} ({})", if tls { "https" } else { "http" });
+    eprintln!(
+        "apiserver: serving on {addr} ({})",
+        if tls { "https" } else { "http" }
+    );
     let server = Arc::new(Server::new(token));
     for tcp in listener.incoming() {
         let Ok(tcp) = tcp else { continue };

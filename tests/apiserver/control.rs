@@ -69,13 +69,22 @@ pub fn handle(server: &Server, req: &Request) -> Response {
             let name = req.param("name").unwrap_or_default();
             let code = num("code")?.unwrap_or(0);
             if ![201, 429, 403, 404, 500].contains(&code) {
-                return Err(error(400, format!("code {code} is not one of 201, 429, 403, 404, 500")));
+                return Err(error(
+                    400,
+                    format!("code {code} is not one of 201, 429, 403, 404, 500"),
+                ));
             }
             let remaining = num("count")?;
             if ns.is_empty() || name.is_empty() || remaining == Some(0) {
-                return Err(error(400, "respond needs a namespace, a name and a count above 0".into()));
+                return Err(error(
+                    400,
+                    "respond needs a namespace, a name and a count above 0".into(),
+                ));
             }
-            let respond = Respond { code: code as u16, remaining };
+            let respond = Respond {
+                code: code as u16,
+                remaining,
+            };
             server.lock().respond.insert((ns, name), respond);
             Ok(Response::text(200, String::new()))
         })(),
@@ -95,13 +104,18 @@ pub fn handle(server: &Server, req: &Request) -> Response {
         ("GET", ["wait-evictions"]) => (|| {
             let n = num("n")?.unwrap_or(1) as usize;
             let timeout = num("timeout")?.unwrap_or(10);
-            let end = Instant::now() + Duration::from_secs(timeout);
+            let end = Instant::now()
+                .checked_add(Duration::from_secs(timeout))
+                .ok_or_else(|| error(400, format!("timeout {timeout} is too long")))?;
             let mut st = server.lock();
             while st.evictions.len() < n {
                 let left = end.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     let have = st.evictions.len();
-                    return Err(error(408, format!("{have} evictions after {timeout} s, wanted {n}")));
+                    return Err(error(
+                        408,
+                        format!("{have} evictions after {timeout} s, wanted {n}"),
+                    ));
                 }
                 st = server
                     .changed
@@ -111,7 +125,10 @@ pub fn handle(server: &Server, req: &Request) -> Response {
             }
             Ok(Response::text(200, format!("{}\n", st.evictions.len())))
         })(),
-        _ => Err(error(404, format!("no control endpoint {} {}", req.method, req.path))),
+        _ => Err(error(
+            404,
+            format!("no control endpoint {} {}", req.method, req.path),
+        )),
     };
     result.unwrap_or_else(|e| e)
 }
@@ -123,7 +140,9 @@ const CTL_USAGE: &str = "usage: apiserver ctl DIR put FILE|- | delete NS NAME | 
 fn q(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -137,7 +156,8 @@ pub fn ctl(args: &[String]) -> Result<i32, String> {
     };
     let dir = Path::new(dir);
     let int = |s: &str, what: &str| -> Result<u64, String> {
-        s.parse().map_err(|_| format!("{what} {s:?} is not a whole number"))
+        s.parse()
+            .map_err(|_| format!("{what} {s:?} is not a whole number"))
     };
     let (method, path, body): (&str, String, Vec<u8>) = match (cmd.as_str(), rest) {
         ("put", [file]) => {
@@ -152,10 +172,18 @@ pub fn ctl(args: &[String]) -> Result<i32, String> {
             };
             ("POST", "/_test/pods".into(), data)
         }
-        ("delete", [ns, name]) => ("DELETE", format!("/_test/pods/{}/{}", q(ns), q(name)), vec![]),
+        ("delete", [ns, name]) => (
+            "DELETE",
+            format!("/_test/pods/{}/{}", q(ns), q(name)),
+            vec![],
+        ),
         ("respond", [ns, name, code, count @ ..]) if count.len() <= 1 => {
             let code = int(code, "CODE")?;
-            let mut path = format!("/_test/respond?namespace={}&name={}&code={code}", q(ns), q(name));
+            let mut path = format!(
+                "/_test/respond?namespace={}&name={}&code={code}",
+                q(ns),
+                q(name)
+            );
             if let [n] = count {
                 path += &format!("&count={}", int(n, "N")?);
             }
@@ -170,7 +198,11 @@ pub fn ctl(args: &[String]) -> Result<i32, String> {
                 [t] => int(t, "TIMEOUT_S")?,
                 _ => 10,
             };
-            ("GET", format!("/_test/wait-evictions?n={n}&timeout={t}"), vec![])
+            (
+                "GET",
+                format!("/_test/wait-evictions?n={n}&timeout={t}"),
+                vec![],
+            )
         }
         _ => return Err(CTL_USAGE.into()),
     };
@@ -193,7 +225,8 @@ pub fn ctl(args: &[String]) -> Result<i32, String> {
 /// One request to the server in DIR over a fresh connection (TLS when DIR/ca.crt exists).
 fn request(dir: &Path, method: &str, path: &str, body: &[u8]) -> Result<(u16, String), String> {
     let read = |f: &str| fs::read_to_string(dir.join(f));
-    let kubeconfig = read("kubeconfig").map_err(|e| format!("{}: {e}", dir.join("kubeconfig").display()))?;
+    let kubeconfig =
+        read("kubeconfig").map_err(|e| format!("{}: {e}", dir.join("kubeconfig").display()))?;
     let server = kubeconfig
         .lines()
         .find_map(|l| l.trim().strip_prefix("server: "))
@@ -203,20 +236,27 @@ fn request(dir: &Path, method: &str, path: &str, body: &[u8]) -> Result<(u16, St
         Some(("http", h)) => (false, h),
         _ => return Err(format!("kubeconfig: cannot use server {server:?}")),
     };
-    let addr: SocketAddr = hostport.parse().map_err(|e| format!("kubeconfig server {hostport:?}: {e}"))?;
+    let addr: SocketAddr = hostport
+        .parse()
+        .map_err(|e| format!("kubeconfig server {hostport:?}: {e}"))?;
     let token = read("token").ok();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nUser-Agent: apiserver-ctl\r\nConnection: close\r\n");
     if let Some(t) = &token {
         head += &format!("Authorization: Bearer {}\r\n", t.trim());
     }
-    head += &format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    head += &format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
     let mut message = head.into_bytes();
     message.extend_from_slice(body);
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| format!("connecting to {addr}: {e}"))?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
     let mut raw = Vec::new();
     let io = |e: std::io::Error| format!("talking to {addr}: {e}");
     if tls {
-        let ca = fs::read(dir.join("ca.crt")).map_err(|e| format!("{}: {e}", dir.join("ca.crt").display()))?;
+        let ca = fs::read(dir.join("ca.crt"))
+            .map_err(|e| format!("{}: {e}", dir.join("ca.crt").display()))?;
         let config = crate::tls::client(&ca)?;
         let name = crate::tls::server_name(&addr.ip().to_string())?;
         let conn = rustls::ClientConnection::new(config, name).map_err(|e| format!("TLS: {e}"))?;
@@ -240,7 +280,8 @@ fn request(dir: &Path, method: &str, path: &str, body: &[u8]) -> Result<(u16, St
         .ok_or_else(|| format!("{addr} answered {:?}", head.lines().next().unwrap_or("")))?;
     let length = head.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
-        n.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+        n.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
     });
     if length.is_some_and(|n| n != body.len()) {
         return Err(format!("{addr} cut its answer short"));

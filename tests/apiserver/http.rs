@@ -151,7 +151,7 @@ impl Conn {
         let mut headers = Vec::new();
         let mut size = request_line.len();
         loop {
-            let line = self.line(MAX_HEAD - size)?;
+            let line = self.line(MAX_HEAD.saturating_sub(size))?;
             size += line.len() + 2;
             if line.is_empty() {
                 break;
@@ -181,7 +181,10 @@ impl Conn {
             .header("transfer-encoding")
             .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
         let length = match req.header("content-length") {
-            Some(l) => Some(l.parse::<usize>().map_err(|_| Bad::Answer(400, "Bad Request"))?),
+            Some(l) => Some(
+                l.parse::<usize>()
+                    .map_err(|_| Bad::Answer(400, "Bad Request"))?,
+            ),
             None => None,
         };
         if length.is_some_and(|l| l > MAX_BODY) {
@@ -200,7 +203,8 @@ impl Conn {
             loop {
                 let size_line = self.line(1024)?;
                 let hex = size_line.split(';').next().unwrap_or("").trim();
-                let n = usize::from_str_radix(hex, 16).map_err(|_| Bad::Answer(400, "Bad Request"))?;
+                let n =
+                    usize::from_str_radix(hex, 16).map_err(|_| Bad::Answer(400, "Bad Request"))?;
                 if n == 0 {
                     // trailers, up to the empty line
                     while !self.line(MAX_HEAD)?.is_empty() {}

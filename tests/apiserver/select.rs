@@ -37,8 +37,7 @@ fn split_outside_parens(s: &str) -> Vec<String> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 316
-        && k
-            .chars()
+        && k.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
 }
 
@@ -71,9 +70,15 @@ impl Labels {
             } else if let Some((k, v)) = p.split_once(" in ") {
                 (k.trim().to_string(), Op::In(set(v, p)?))
             } else if let Some((k, v)) = p.split_once('>') {
-                (k.trim().to_string(), Op::Gt(v.trim().parse().map_err(|_| bad())?))
+                (
+                    k.trim().to_string(),
+                    Op::Gt(v.trim().parse().map_err(|_| bad())?),
+                )
             } else if let Some((k, v)) = p.split_once('<') {
-                (k.trim().to_string(), Op::Lt(v.trim().parse().map_err(|_| bad())?))
+                (
+                    k.trim().to_string(),
+                    Op::Lt(v.trim().parse().map_err(|_| bad())?),
+                )
             } else {
                 (p.to_string(), Op::Exists)
             };
@@ -94,8 +99,12 @@ impl Labels {
                 Op::NotExists => v.is_none(),
                 Op::In(vals) => v.is_some_and(|v| vals.iter().any(|x| x == v)),
                 Op::NotIn(vals) => !v.is_some_and(|v| vals.iter().any(|x| x == v)),
-                Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v > *n),
-                Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|v| v < *n),
+                Op::Gt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v > *n),
+                Op::Lt(n) => v
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .is_some_and(|v| v < *n),
             }
         })
     }
@@ -116,7 +125,12 @@ fn unescape(s: &str) -> Result<String, String> {
         match c {
             '\\' => match chars.next() {
                 Some(e @ ('\\' | ',' | '=')) => out.push(e),
-                _ => return Err(format!("invalid field selector: invalid escape sequence: \\{}", s)),
+                _ => {
+                    return Err(format!(
+                        "invalid field selector: invalid escape sequence: \\{}",
+                        s
+                    ))
+                }
             },
             ',' | '=' => return Err(format!("invalid field selector: unescaped {c} in {s}")),
             c => out.push(c),
@@ -155,11 +169,17 @@ impl Fields {
                 .ok_or_else(|| format!("invalid selector: '{s}'; can't understand '{part}'"))?;
             let value = unescape(rhs)?;
             let field = match lhs {
-                "metadata.name" | "metadata.namespace" | "spec.nodeName" | "spec.restartPolicy"
-                | "spec.schedulerName" | "spec.serviceAccountName" | "spec.hostNetwork"
-                | "status.phase" | "status.podIP" | "status.podIPs" | "status.nominatedNodeName" => {
-                    lhs
-                }
+                "metadata.name"
+                | "metadata.namespace"
+                | "spec.nodeName"
+                | "spec.restartPolicy"
+                | "spec.schedulerName"
+                | "spec.serviceAccountName"
+                | "spec.hostNetwork"
+                | "status.phase"
+                | "status.podIP"
+                | "status.podIPs"
+                | "status.nominatedNodeName" => lhs,
                 // old v1 clients' name for spec.nodeName
                 "spec.host" => "spec.nodeName",
                 _ => return Err(format!("field label not supported: {lhs}")),
@@ -191,10 +211,18 @@ impl Fields {
 fn pod_field(pod: &Value, field: &str) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("").to_string();
     match field {
-        "spec.hostNetwork" => pod["spec"]["hostNetwork"].as_bool().unwrap_or(false).to_string(),
+        "spec.hostNetwork" => pod["spec"]["hostNetwork"]
+            .as_bool()
+            .unwrap_or(false)
+            .to_string(),
         "status.podIPs" => pod["status"]["podIPs"]
             .as_array()
-            .map(|ips| ips.iter().map(|ip| s(&ip["ip"])).collect::<Vec<_>>().join(","))
+            .map(|ips| {
+                ips.iter()
+                    .map(|ip| s(&ip["ip"]))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_default(),
         _ => {
             let (a, b) = field.split_once('.').unwrap_or((field, ""));
@@ -211,15 +239,23 @@ mod tests {
     fn selectors() {
         let pod = serde_json::json!({"metadata": {"name": "a", "labels": {"app": "web"}},
                                      "spec": {"nodeName": "n1"}});
-        assert!(Fields::parse_for_pods("spec.nodeName=n1").unwrap().matches(&pod));
-        assert!(!Fields::parse_for_pods("spec.nodeName!=n1").unwrap().matches(&pod));
-        assert!(Fields::parse_for_pods("spec.host==n1,metadata.name=a").unwrap().matches(&pod));
+        assert!(Fields::parse_for_pods("spec.nodeName=n1")
+            .unwrap()
+            .matches(&pod));
+        assert!(!Fields::parse_for_pods("spec.nodeName!=n1")
+            .unwrap()
+            .matches(&pod));
+        assert!(Fields::parse_for_pods("spec.host==n1,metadata.name=a")
+            .unwrap()
+            .matches(&pod));
         assert_eq!(
             Fields::parse_for_pods("spec.foo=1").err().unwrap(),
             "field label not supported: spec.foo"
         );
         assert!(Fields::parse_for_pods("nonsense").is_err());
-        assert!(Labels::parse("app in (web, db),!gone").unwrap().matches(&pod));
+        assert!(Labels::parse("app in (web, db),!gone")
+            .unwrap()
+            .matches(&pod));
         assert!(!Labels::parse("app!=web").unwrap().matches(&pod));
         assert!(Labels::parse("app=(").is_err() || !Labels::parse("app=(").unwrap().matches(&pod));
     }

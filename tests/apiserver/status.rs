@@ -118,7 +118,11 @@ impl Status {
             kind: resource.into(),
             ..Details::default()
         };
-        let message = format!("{} {} not found", qualified(resource, group), go_quote(name));
+        let message = format!(
+            "{} {} not found",
+            qualified(resource, group),
+            go_quote(name)
+        );
         Status::failure(404, "NotFound", message, Some(details))
     }
 
@@ -126,7 +130,11 @@ impl Status {
         let mut s = Status::not_found(group, resource, name);
         s.code = 409;
         s.reason = "AlreadyExists".into();
-        s.message = format!("{} {} already exists", qualified(resource, group), go_quote(name));
+        s.message = format!(
+            "{} {} already exists",
+            qualified(resource, group),
+            go_quote(name)
+        );
         s
     }
 
@@ -205,7 +213,11 @@ impl Status {
         } else {
             format!("[{}]", all.join(", "))
         };
-        let message = format!("{} {} is invalid: {aggregate}", qualified(kind, group), go_quote(name));
+        let message = format!(
+            "{} {} is invalid: {aggregate}",
+            qualified(kind, group),
+            go_quote(name)
+        );
         Status::failure(422, "Invalid", message, Some(details))
     }
 
@@ -213,7 +225,10 @@ impl Status {
     /// (NewGenericServerResponse with an empty resource: details present, empty).
     pub fn no_route(code: u16) -> Status {
         let (reason, message) = match code {
-            404 => ("NotFound", "the server could not find the requested resource"),
+            404 => (
+                "NotFound",
+                "the server could not find the requested resource",
+            ),
             _ => (
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",

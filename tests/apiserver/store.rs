@@ -178,7 +178,9 @@ impl State {
             return;
         }
         let phase = prev["status"]["phase"].as_str().unwrap_or("");
-        let scheduled = prev["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty());
+        let scheduled = prev["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
         let grace = prev["spec"]["terminationGracePeriodSeconds"]
             .as_i64()
             .unwrap_or(30);

@@ -28,8 +28,9 @@ pub fn make() -> Result<(Arc<ServerConfig>, String), String> {
     let ca_key = KeyPair::generate().map_err(|x| e("CA key", &x))?;
     let ca = CertifiedIssuer::self_signed(ca, ca_key).map_err(|x| e("CA", &x))?;
     // kube-apiserver's serving certificate names its addresses and DNS names.
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "kubernetes".to_string()])
-        .map_err(|x| e("server certificate", &x))?;
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_string(), "kubernetes".to_string()])
+            .map_err(|x| e("server certificate", &x))?;
     params
         .distinguished_name
         .push(DnType::CommonName, "kube-apiserver");
@@ -98,7 +99,10 @@ pub fn kubeconfig(addr: SocketAddr, tls: Option<(&str, &str)>) -> String {
     let (scheme, cluster_extra, user) = match tls {
         Some((ca_pem, token)) => (
             "https",
-            format!("    certificate-authority-data: {}\n", base64(ca_pem.as_bytes())),
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64(ca_pem.as_bytes())
+            ),
             format!("  user:\n    token: {token}\n"),
         ),
         None => ("http", String::new(), "  user: {}\n".to_string()),
