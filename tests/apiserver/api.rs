@@ -109,9 +109,9 @@ fn handle(server: &Server, conn: &mut Conn, req: &Request) -> io::Result<bool> {
     }
     let response = match route(server, req) {
         Route::Answer(r) => r,
-        Route::Watch(scope, opts) => {
+        Route::Watch(scope, opts, rv) => {
             set_code(200);
-            return watch(server, conn, req, &scope, &opts);
+            return watch(server, conn, &scope, &opts, rv);
         }
     };
     set_code(response.code);
@@ -121,7 +121,8 @@ fn handle(server: &Server, conn: &mut Conn, req: &Request) -> io::Result<bool> {
 
 enum Route {
     Answer(Response),
-    Watch(Scope, Opts),
+    /// With the resourceVersion, parsed.
+    Watch(Scope, Opts, u64),
 }
 
 fn route(server: &Server, req: &Request) -> Route {
@@ -353,7 +354,11 @@ fn pods(
 ) -> Route {
     match list_opts(req, ns, name, force_watch) {
         Err(s) => Route::Answer(status(s)),
-        Ok((scope, o)) if o.watch => Route::Watch(scope, o),
+        Ok((scope, o)) if o.watch => match parse_rv(&o.rv) {
+            // storage/errors InterpretWatchError: storage.InvalidError -> NewInvalid.
+            Err(e) => Route::Answer(status(Status::invalid("", "pods", "", &[e]))),
+            Ok(rv) => Route::Watch(scope, o, rv),
+        },
         Ok((scope, o)) => Route::Answer(list(server, ns, &scope, &o).unwrap_or_else(status)),
     }
 }
@@ -520,21 +525,7 @@ fn bookmark(rv: u64, initial_end: bool) -> String {
 /// ERROR event with the 410 (cacher.go newErrWatcher, watch_cache_history.go). `drop` cuts
 /// the connection; `expire` sends ERROR 410 as etcd3's watcher does on compaction
 /// (etcd3/errors.go) and ends the stream.
-fn watch(
-    server: &Server,
-    conn: &mut Conn,
-    req: &Request,
-    scope: &Scope,
-    o: &Opts,
-) -> io::Result<bool> {
-    let rv = match parse_rv(&o.rv) {
-        Ok(rv) => rv,
-        Err(e) => {
-            // storage/errors InterpretWatchError: storage.InvalidError -> NewInvalid.
-            let r = status(Status::invalid("", "pods", "", &[e]));
-            return write_response(conn, &r, req.close, false).map(|()| true);
-        }
-    };
+fn watch(server: &Server, conn: &mut Conn, scope: &Scope, o: &Opts, rv: u64) -> io::Result<bool> {
     let timeout = match o.timeout {
         Some(t) if t > 0 => Duration::from_secs(t as u64),
         // handleWatch: minRequestTimeout (1800 s) times a random factor in [1, 2).
@@ -696,11 +687,17 @@ fn check_type(v: &mut Value, ns: &str, kind: &str, accepted: &[&str]) -> Result<
 /// answer a test chose with `respond`, else the pod is evicted), after the filters: RBAC's
 /// 403 comes before the body is read.
 fn evict(server: &Server, req: &Request, ns: &str, name: &str) -> Response {
-    let dry_run = req.param_all("dryRun");
+    let mut dry_run = req.param_all("dryRun");
     let mut warnings = Vec::new();
-    let answer = evict_answer(server, req, ns, name, &dry_run, &mut warnings);
-    let mut r = status(answer.0);
-    if answer.1 == 403 {
+    let mut r = status(evict_answer(
+        server,
+        req,
+        ns,
+        name,
+        &mut dry_run,
+        &mut warnings,
+    ));
+    if r.code == 403 {
         r = r.with("X-Content-Type-Options", "nosniff");
     }
     for w in warnings {
@@ -742,9 +739,9 @@ fn evict_answer(
     req: &Request,
     ns: &str,
     name: &str,
-    dry_run: &[String],
+    dry_run: &mut Vec<String>,
     warnings: &mut Vec<String>,
-) -> (Status, u16) {
+) -> Status {
     let forbidden = take_respond(&mut server.lock(), ns, name, |c| c == 403);
     if forbidden.is_some() {
         let why = format!(
@@ -752,7 +749,7 @@ fn evict_answer(
             go_quote(USER),
             go_quote(ns)
         );
-        return (Status::forbidden("pods", name, &why), 403);
+        return Status::forbidden("pods", name, &why);
     }
     if let Some(bad) = dry_run.iter().find(|d| *d != "All") {
         let e = FieldError::new(
@@ -761,14 +758,11 @@ fn evict_answer(
             bad,
             "supported values: \"All\"",
         );
-        return (
-            Status::invalid("meta.k8s.io", "CreateOptions", "", &[e]),
-            422,
-        );
+        return Status::invalid("meta.k8s.io", "CreateOptions", "", &[e]);
     }
     let mut eviction = match json_body(req) {
         Ok(v) => v,
-        Err(s) => return (s, 400),
+        Err(s) => return s,
     };
     if let Err(s) = check_type(
         &mut eviction,
@@ -776,7 +770,7 @@ fn evict_answer(
         "Eviction",
         &["policy/v1", "policy/v1beta1"],
     ) {
-        return (s, 400);
+        return s;
     }
     // fieldValidation defaults to Warn: unknown fields are dropped with a Warning header
     // (kube-rs sends its delete options as "delete_options").
@@ -788,10 +782,7 @@ fn evict_answer(
         }
     }
     if eviction["metadata"]["name"].as_str() != Some(name) {
-        return (
-            Status::bad_request("name in URL does not match name in Eviction object"),
-            400,
-        );
+        return Status::bad_request("name in URL does not match name in Eviction object");
     }
     let body_dry: Vec<String> = eviction["deleteOptions"]["dryRun"]
         .as_array()
@@ -801,40 +792,40 @@ fn evict_answer(
                 .collect()
         })
         .unwrap_or_default();
-    if !body_dry.is_empty() && !dry_run.is_empty() && body_dry != dry_run {
+    if !body_dry.is_empty() && !dry_run.is_empty() && body_dry != *dry_run {
         let message = format!(
             "Non-matching dry-run options in request and content: [{}] and [{}]",
             dry_run.join(" "),
             body_dry.join(" ")
         );
-        return (Status::internal(&message), 500);
+        return Status::internal(&message);
     }
-    let dry = !dry_run.is_empty() || !body_dry.is_empty();
+    if dry_run.is_empty() {
+        *dry_run = body_dry;
+    }
+    let dry = !dry_run.is_empty();
     let mut st = server.lock();
     let code = take_respond(&mut st, ns, name, |_| true);
     let exists = st.pods.contains_key(&key(ns, name));
     match code {
-        Some(404) => (Status::not_found("", "pods", name), 404),
-        None if !exists => (Status::not_found("", "pods", name), 404),
+        Some(404) => Status::not_found("", "pods", name),
+        None if !exists => Status::not_found("", "pods", name),
         Some(429) => {
             let cause = Cause {
                 reason: "DisruptionBudget".into(),
                 message: format!("The disruption budget {ns}-pdb needs 1 healthy pods and has 1 currently"),
                 field: String::new(),
             };
-            (Status::too_many_requests(PDB_MESSAGE, vec![cause]), 429)
+            Status::too_many_requests(PDB_MESSAGE, vec![cause])
         }
-        Some(500) => (
-            Status::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."),
-            500,
-        ),
+        Some(500) => Status::internal("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."),
         _ => {
             if !dry {
                 st.delete_gracefully(ns, name);
                 drop(st);
                 server.changed.notify_all();
             }
-            (Status::success(201), 201)
+            Status::success(201)
         }
     }
 }

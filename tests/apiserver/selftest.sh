@@ -50,6 +50,8 @@ ctl() { "$bin" ctl "$d" "$@"; }
 # get PATH [curl args]: the body; the status code in $code
 get() { local p=$1; shift; local out; out=$(curl -s -w '\n%{http_code}' "$@" "$url$p"); code=${out##*$'\n'}; body=${out%$'\n'*}; }
 post() { local p=$1 data=$2; shift 2; get "$p" -X POST -H 'Content-Type: application/json' --data-binary "$data" "$@"; }
+# watch FILE QUERY: a pod watch in the background into FILE, its PID in $wpid
+watch() { curl -s -N "$url/api/v1/pods?$2" >"$1" & wpid=$!; pids+=("$wpid"); }
 
 check "kubeconfig names the server" grep -q "server: $url" "$d/kubeconfig"
 out=$(pod web-0 n1 | ctl put -)
@@ -88,8 +90,7 @@ check "get: a missing pod is NotFound" has "$body" '"message":"pods \"nope\" not
 # A watch from 0 with bookmarks: ADDED for the existing pod, MODIFIED on a change, a
 # BOOKMARK, and the end at timeoutSeconds.
 w=$work/watch1
-curl -s -N "$url/api/v1/pods?watch=true&timeoutSeconds=3&allowWatchBookmarks=true&resourceVersion=0&fieldSelector=spec.nodeName%3Dn1" >"$w" &
-wpid=$!; pids+=($wpid)
+watch "$w" 'watch=true&timeoutSeconds=3&allowWatchBookmarks=true&resourceVersion=0&fieldSelector=spec.nodeName%3Dn1'
 sleep 0.5
 pod web-0 n1 | sed 's/"labels":{/"labels":{"changed":"yes",/' | ctl put - >/dev/null
 pod other-0 n2 | sed 's/"labels":{/"labels":{"changed":"yes",/' | ctl put - >/dev/null
@@ -104,8 +105,7 @@ check "watch: ends at timeoutSeconds" [ "$took" -le 4 ]
 
 # expire: an open watch gets ERROR 410 and ends; a watch from before the compaction too.
 w=$work/watch2
-curl -s -N "$url/api/v1/pods?watch=1&resourceVersion=4" >"$w" &
-wpid=$!; pids+=($wpid)
+watch "$w" 'watch=1&resourceVersion=4'
 sleep 0.3
 ctl expire
 wait "$wpid"; rc=$?
@@ -120,10 +120,14 @@ check "expire: an Exact list from before it is 410" has "$body" '"message":"The 
 get '/api/v1/pods?watch=true&resourceVersion=4&timeoutSeconds=1'
 check "expire: a watch from the compaction point goes on" has "$body" '{"type":"ADDED","object":'
 
+get '/api/v1/pods?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1'
+check "sendInitialEvents: the pods, then the initial-events-end bookmark" bash -c 'grep -q "^{\"type\":\"ADDED\"" <<<"$1" && grep -q "^{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"Pod\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"5\",\"annotations\":{\"k8s.io/initial-events-end\":\"true\"}}" <<<"$1"' _ "$body"
+get '/api/v1/pods?watch=true&resourceVersionMatch=NotOlderThan'
+check "resourceVersionMatch on a watch without sendInitialEvents is a 422" has "$body" '"message":"ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided"'
+
 # drop: open watches are cut mid-stream.
 w=$work/watch3
-curl -s -N "$url/api/v1/pods?watch=true&resourceVersion=0" >"$w" &
-wpid=$!; pids+=($wpid)
+watch "$w" 'watch=true&resourceVersion=0'
 sleep 0.3
 ctl drop
 wait "$wpid"; rc=$?
@@ -137,6 +141,8 @@ post "$evict?dryRun=All" "$ev"
 check "evict: dryRun is 201" [ "$code" = 201 ]
 get /api/v1/namespaces/default/pods/web-1
 check "evict: dryRun leaves the pod alone" bash -c '! grep -q deletionTimestamp <<<"$1"' _ "$body"
+post "$evict" '{"metadata":{"name":"web-1"},"deleteOptions":{"dryRun":["All"]}}'
+check "evict: dryRun in the body's deleteOptions is 201" [ "$code" = 201 ]
 ctl respond default web-1 429 1
 post "$evict" "$ev"
 check "evict 429: code" [ "$code" = 429 ]
@@ -166,10 +172,10 @@ check "evict: the pod is being deleted gracefully" bash -c 'grep -q "\"deletionG
 post "$evict" "$ev"
 check "evict: the success body" has "$body" '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","code":201}'
 n=$(ctl evictions | wc -l)
-check "ctl evictions: one line per eviction request" [ "$n" = 11 ]
+check "ctl evictions: one line per eviction request" [ "$n" = 12 ]
 check "ctl evictions: code, time, dryRun" bash -c 'ctl() { "$1" ctl "$2" evictions; }; ctl "$@" | head -1 | grep -q "\"code\":201,\"dryRun\":\[\"All\"\],\"name\":\"web-1\",\"namespace\":\"default\",\"time\":"' _ "$bin" "$d"
-check "ctl wait-evictions: reached" ctl wait-evictions 11 1
-ctl wait-evictions 12 1 2>/dev/null; rc=$?
+check "ctl wait-evictions: reached" ctl wait-evictions 12 1
+ctl wait-evictions 13 1 2>/dev/null; rc=$?
 check "ctl wait-evictions: times out with 1" [ "$rc" = 1 ]
 
 # Events.
