@@ -26,7 +26,8 @@ pub struct Status {
     pub success: bool,
     pub message: String,
     pub reason: String,
-    pub details: Option<Details>,
+    /// Boxed: most answers have none, and every error path carries a Status.
+    pub details: Option<Box<Details>>,
     /// ListMeta.continue: a 410 for an expired continue token carries a fresh one.
     pub continue_: String,
 }
@@ -38,7 +39,7 @@ impl Status {
             success: false,
             message,
             reason: reason.to_string(),
-            details,
+            details: details.map(Box::new),
             continue_: String::new(),
         }
     }
