@@ -59,7 +59,10 @@ pub async fn evict(client: Client, node: String, state: State, c: Crossing) -> O
                     state.count("error");
                     Line::new("error", "error")
                         .pod(&c.namespace, &c.name)
-                        .str("error", &format!("eviction request failed: {e}"))
+                        .str(
+                            "error",
+                            &format!("eviction request failed: {}", crate::log::chain(&e)),
+                        )
                         .emit();
                 }
                 0
@@ -113,7 +116,11 @@ pub async fn evict(client: Client, node: String, state: State, c: Crossing) -> O
                 c.message
             );
             line.emit();
-            record(&client, &node, &c, &message, "EvictionRefused").await;
+            // In its own task, so that the backoff is the one announced.
+            let (client, node, c) = (client.clone(), node.clone(), c.clone());
+            tokio::spawn(
+                async move { record(&client, &node, &c, &message, "EvictionRefused").await },
+            );
         } else if code != 0 && !std::mem::replace(&mut said_error, true) {
             state.count("error");
             pod("error", "error")
@@ -157,7 +164,10 @@ async fn record(client: &Client, node: &str, c: &Crossing, message: &str, action
     if let Err(e) = api.create(&PostParams::default(), &ev).await {
         Line::new("error", "error")
             .pod(&c.namespace, &c.name)
-            .str("error", &format!("cannot record the Event: {e}"))
+            .str(
+                "error",
+                &format!("cannot record the Event: {}", crate::log::chain(&e)),
+            )
             .emit();
     }
 }

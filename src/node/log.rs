@@ -119,6 +119,22 @@ impl Line {
     }
 }
 
+/// An error and its sources, as one text: kube-rs's own message is often only
+/// "client error (Connect)", and the reason (a certificate, a refused connection) is below.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,7 +79,10 @@ fn fatal(error: &str, code: u8) -> ExitCode {
 async fn run(opts: Options) -> ExitCode {
     let config = match kube::Config::infer().await {
         Ok(config) => config,
-        Err(e) => return fatal(&format!("no Kubernetes client configuration: {e}"), 1),
+        Err(e) => {
+            let e = log::chain(&e);
+            return fatal(&format!("no Kubernetes client configuration: {e}"), 1);
+        }
     };
     // Evictions and Events without kube-rs's own retries of 429, 503 and 504: a refusal is
     // said and retried here, at this agent's pace and only while the container is above.
@@ -156,7 +159,7 @@ async fn run(opts: Options) -> ExitCode {
                     // kube-rs's watcher would retry that same version: start over with a
                     // fresh list instead.
                     let gone = matches!(&e, watcher::Error::WatchStartFailed(kube::Error::Api(s)) if s.code == 410);
-                    agent.watch_error(&e.to_string());
+                    agent.watch_error(&log::chain(&e));
                     if gone {
                         watch = new_watch();
                     }

@@ -72,10 +72,13 @@ impl State {
     }
 }
 
+/// One of a container's gauges; `None` leaves the series out.
+type GaugeValue = fn(&Gauge) -> Option<u64>;
+
 /// The Prometheus text of `s`.
 pub fn render(s: &Shared) -> String {
     let mut out = String::with_capacity(256 + s.containers.len() * 300);
-    let gauges: [(&str, &str, fn(&Gauge) -> Option<u64>); 3] = [
+    let gauges: [(&str, &str, GaugeValue); 3] = [
         (
             "kubemem_node_working_set_bytes",
             "Working set of the watched container (of its pod when the limit is the pod's).",
