@@ -3,9 +3,10 @@
 //!
 //! Every `--interval` it samples every watched container through the probe's `Sampler`,
 //! opened once per container (one `pread` per file and sample, no `open`); between ticks
-//! it sleeps in `poll` on the kernel wake-ups `kubemem run` uses (`kubemem::wakeup`: v1
-//! thresholds through `cgroup.event_control`, v2 `memory.events` and PSI), each of which
-//! brings that container's next sample forward, and on a socket the async side writes to
+//! it sleeps in `poll` on the kernel wake-ups `kubemem run` uses (`kubemem::wakeup`: v1's
+//! pressure level through `cgroup.event_control`, v2 `memory.events` and PSI; not v1's
+//! usage thresholds, see `Thread::sample_container`), each of which brings that
+//! container's next sample forward, and on a socket the async side writes to
 //! when it sends a command. A crossing goes to the async side over a channel at once, so
 //! the Eviction request leaves within the interval (plus the channel's microseconds) of the
 //! sample that crossed.
@@ -26,7 +27,7 @@ use kubemem::locate::Location;
 use kubemem::measure::{LimitSource, Sample, Sampler};
 use kubemem::parse::Threshold;
 use kubemem::report::threshold_text;
-use kubemem::wakeup::{Levels, Wakeup};
+use kubemem::wakeup::Wakeup;
 use rustix::event::{PollFd, PollFlags};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -139,7 +140,7 @@ struct Container {
 struct Open {
     loc: Location,
     sampler: Sampler,
-    /// Armed after the first sample (v1 thresholds need the limit).
+    /// The kernel wake-ups armed for it.
     wakeup: Option<Wakeup>,
 }
 
@@ -364,15 +365,13 @@ impl Thread {
                 .str("limit_source", sample.source.name())
                 .emit();
         }
-        if open.wakeup.is_none() || opened {
-            let levels = limited.then(|| Levels {
-                thresholds: [
-                    t.warning.unwrap_or(t.failure).bytes(sample.limit),
-                    t.failure.bytes(sample.limit),
-                ],
-                limit: sample.limit,
-            });
-            open.wakeup = Some(Wakeup::open(&open.loc, &open.sampler, levels));
+        if opened {
+            // No v1 memory thresholds (`levels` None): the kernel registers each with a
+            // synchronize_rcu(), 20 ms measured here, and `kubemem run`'s ladder is 8 to 16
+            // of them per cgroup: 100 containers would stall this thread for half a minute,
+            // and again at every re-open. v1's pressure level and v2's memory.events and PSI
+            // trigger cost no such wait; the interval bounds the reaction anyway.
+            open.wakeup = Some(Wakeup::open(&open.loc, &open.sampler, None));
         }
         self.state.lock().containers.insert(
             k,
