@@ -4,6 +4,9 @@
 //! - limit = the tightest of our own limit, every visible ancestor's (up to the mount point)
 //!   and, on v1, `hierarchical_memory_limit`, which is the only way to see a parent's limit
 //!   when the mount root hides it; none, or one at or above MemTotal, means MemTotal.
+//!   kubemem-node bounds both for a pod: the walk ends at the pod cgroup (`mount_len`) and
+//!   `hierarchical_memory_limit` is ignored (`Location::hierarchical`), since kubepods'
+//!   limit is the node's allocatable, not the pod's.
 //! - used = the working set of the cgroup carrying that limit, as cAdvisor, kubelet and
 //!   `kubectl top` count it: usage minus inactive page cache (v2 `inactive_file`, v1
 //!   `total_inactive_file`, which includes descendants), clamped at 0. Dividing our own
