@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -339,11 +340,16 @@ impl Thread {
         let sample = match open.sampler.sample(|_, _| true) {
             Ok(s) => s,
             Err(e) => {
-                // Vanished or unreadable: closed, found again (or reported) next tick.
+                // Unreadable or vanished: closed, found again next tick. A vanished cgroup
+                // is said then, once, as not found, rather than also as a failed read.
                 let text = cgroup::describe(&open.loc, e);
+                let dir = std::ffi::OsStr::from_bytes(open.loc.dir.as_bytes());
+                let vanished = !std::path::Path::new(dir).exists();
                 c.open = None;
                 self.state.lock().containers.remove(&k);
-                report(pod, name, text);
+                if !vanished {
+                    report(pod, name, text);
+                }
                 return false;
             }
         };
@@ -490,4 +496,135 @@ fn verdict_keys(line: Line, cmd: &PodCmd, container: &str, s: &Sample, loc: &Loc
             "path",
             &String::from_utf8_lossy(loc.dir.as_bytes().get(..s.at).unwrap_or_default()),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::select::Thresholds;
+    use std::fs;
+    use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+    const UID: &str = "11111111-2222-3333-4444-555555555555";
+    const ID: &str = "00000000000000000000000000000000000000000000000000000000000000aa";
+
+    /// A v2 tree (plain files) with one Burstable pod of one container, and the thread.
+    fn setup(name: &str) -> (PathBuf, Thread, UnboundedReceiver<Crossing>) {
+        let root = std::env::temp_dir().join(format!(
+            "kubemem-node-sampling-{}-{name}",
+            std::process::id()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        let dir = root.join(format!("kubepods/burstable/pod{UID}/{ID}"));
+        fs::create_dir_all(&dir).unwrap();
+        set(&root, "memory.current", "100\n");
+        set(&root, "memory.max", "1000\n");
+        set(&root, "memory.stat", "inactive_file 0\n");
+        let (tx, rx) = unbounded_channel();
+        let mut t = Thread {
+            root: root.clone(),
+            interval: Duration::from_secs(1),
+            dry_run: false,
+            state: State::default(),
+            crossings: tx,
+            pods: BTreeMap::new(),
+        };
+        t.command(Cmd::Pod(PodCmd {
+            uid: UID.into(),
+            namespace: "ns".into(),
+            name: "web-0".into(),
+            qos: "Burstable".into(),
+            thresholds: Thresholds {
+                warning: None,
+                failure: Threshold::Percent(50_00),
+                container: None,
+            },
+            targets: vec![Target {
+                name: "app".into(),
+                id: Some(format!("containerd://{ID}")),
+            }],
+        }));
+        (root, t, rx)
+    }
+
+    fn set(root: &std::path::Path, file: &str, text: &str) {
+        let dir = root.join(format!("kubepods/burstable/pod{UID}/{ID}"));
+        fs::write(dir.join(file), text).unwrap();
+    }
+
+    fn crossings(rx: &mut UnboundedReceiver<Crossing>) -> usize {
+        std::iter::from_fn(|| rx.try_recv().ok()).count()
+    }
+
+    #[test]
+    fn a_threshold_fires_once_and_rearms_below() {
+        let (root, mut t, mut rx) = setup("fire");
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 0);
+        assert_eq!(t.state.lock().above.get(UID), Some(&false));
+        set(&root, "memory.current", "600\n");
+        t.sample_pod(UID, None);
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 1, "fires once while above");
+        assert_eq!(t.state.lock().above.get(UID), Some(&true));
+        let gauge = t.state.lock().containers.values().next().copied();
+        assert_eq!(
+            gauge,
+            Some(Gauge {
+                used: 600,
+                limit: Some(1000),
+                threshold: Some(500)
+            })
+        );
+        set(&root, "memory.current", "100\n");
+        t.sample_pod(UID, None);
+        set(&root, "memory.current", "700\n");
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 1, "re-armed below, fires again");
+        // Evicted: measured, never fired again.
+        t.command(Cmd::Evicted(UID.into()));
+        set(&root, "memory.current", "100\n");
+        t.sample_pod(UID, None);
+        set(&root, "memory.current", "700\n");
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 0);
+        // Forgotten: no gauges, no state.
+        t.command(Cmd::Forget(UID.into()));
+        assert!(t.state.lock().containers.is_empty());
+        assert!(t.state.lock().above.is_empty());
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn no_limit_never_fires_and_a_vanished_cgroup_is_found_again() {
+        let (root, mut t, mut rx) = setup("nolimit");
+        set(&root, "memory.max", "max\n");
+        set(&root, "memory.current", "999999999\n");
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 0);
+        let gauge = t.state.lock().containers.values().next().copied().unwrap();
+        assert_eq!((gauge.limit, gauge.threshold), (None, None));
+        // An unreadable file: closed and said once, however many ticks it lasts. (A plain
+        // file stays readable when removed, as a removed cgroup's do not: the e2e check on
+        // real cgroups covers that.)
+        set(&root, "memory.current", "garbage\n");
+        for _ in 0..3 {
+            t.sample_pod(UID, None);
+        }
+        assert!(t.state.lock().containers.is_empty());
+        assert_eq!(t.pods[UID].reported.len(), 1, "{:?}", t.pods[UID].reported);
+        // Gone: another condition, said once; when it is back, watched again.
+        let dir = root.join(format!("kubepods/burstable/pod{UID}/{ID}"));
+        fs::remove_dir_all(&dir).unwrap();
+        t.sample_pod(UID, None);
+        t.sample_pod(UID, None);
+        assert_eq!(t.pods[UID].reported.len(), 2, "{:?}", t.pods[UID].reported);
+        fs::create_dir_all(&dir).unwrap();
+        set(&root, "memory.current", "900\n");
+        set(&root, "memory.max", "1000\n");
+        t.sample_pod(UID, None);
+        assert_eq!(crossings(&mut rx), 1);
+        assert!(t.pods[UID].reported.is_empty());
+        fs::remove_dir_all(root).unwrap();
+    }
 }
