@@ -374,8 +374,9 @@ impl Parser {
 
 /// The thresholds of a file whose lines were all fine, from each key's threshold and the line
 /// that set it (indexed by [`Key`]): a warning above the failure is an error only when both
-/// come from the file and are of one kind (the later line is named).
-pub(crate) fn conclude(found: [Option<(Threshold, u32)>; 3]) -> Result<Annotations, Malformed> {
+/// come from the file and are of one kind (the later line is named). kubemem-node applies
+/// the same rule to a pod's annotations.
+pub fn conclude(found: [Option<(Threshold, u32)>; 3]) -> Result<Annotations, Malformed> {
     let [warning, failure, pre_oom] = found;
     if let (Some((w, wl)), Some((f, fl))) = (warning, failure) {
         let above = match (w, f) {

@@ -424,7 +424,9 @@ fn run_only<'r>(run: &'r mut Option<RunArgs>, flag: &str) -> Result<&'r mut RunA
         .ok_or_else(|| UsageError::new(&[flag.as_bytes(), b" is an option of kubemem run"]))
 }
 
-fn value(p: &mut Parser) -> Result<OsString, UsageError> {
+/// The value of the option just parsed. `pub`, as are [`duration`], [`choice`] and
+/// [`lexopt_error`], for kubemem-node's command line: the same messages for the same mistakes.
+pub fn value(p: &mut Parser) -> Result<OsString, UsageError> {
     p.value().map_err(lexopt_error)
 }
 
@@ -477,6 +479,11 @@ fn number<T>(
     })
 }
 
+/// `flag`'s value as a DURATION, in milliseconds.
+pub fn duration(flag: &str, v: OsString) -> Result<u64, UsageError> {
+    number(flag, v, parse_duration, &DURATION)
+}
+
 fn signal(flag: &str, v: OsString) -> Result<Signal, UsageError> {
     parse_signal(v.as_bytes()).ok_or_else(|| {
         UsageError::new(&[
@@ -500,7 +507,8 @@ fn c_path(flag: &str, v: OsString) -> Result<CString, UsageError> {
     CString::new(path(flag, v)?).map_err(|_| UsageError::new(&[flag.as_bytes(), b": NUL in path"]))
 }
 
-fn choice<T: Copy>(flag: &str, v: OsString, options: &[(&[u8], T)]) -> Result<T, UsageError> {
+/// One of `options`, by name.
+pub fn choice<T: Copy>(flag: &str, v: OsString, options: &[(&[u8], T)]) -> Result<T, UsageError> {
     if let Some((_, t)) = options.iter().find(|(name, _)| *name == v.as_bytes()) {
         return Ok(*t);
     }
@@ -515,7 +523,8 @@ fn choice<T: Copy>(flag: &str, v: OsString, options: &[(&[u8], T)]) -> Result<T,
     Err(UsageError(msg))
 }
 
-fn lexopt_error(e: lexopt::Error) -> UsageError {
+/// lexopt's error as a usage error.
+pub fn lexopt_error(e: lexopt::Error) -> UsageError {
     match e {
         lexopt::Error::MissingValue { option: Some(o) } => {
             UsageError::new(&[o.as_bytes(), b": missing value"])

@@ -44,6 +44,11 @@ pub struct Location {
     /// The length of the mount point's path inside `dir`: ancestors are the prefixes of `dir`
     /// ending at a `/` and at least this long.
     pub mount_len: usize,
+    /// v1: whether `memory.stat`'s `hierarchical_memory_limit` counts. It is the tightest
+    /// limit of every ancestor, also those above `mount_len`: the probe needs it (a mount
+    /// root hides its parents); kubemem-node, whose `mount_len` ends the walk at the pod's
+    /// cgroup on purpose, must not see kubepods' limit (the node's allocatable) through it.
+    pub hierarchical: bool,
 }
 
 impl Location {
@@ -52,6 +57,7 @@ impl Location {
             version: Version::V2,
             dir: PathBuf::new(),
             mount_len: 0,
+            hierarchical: true,
         }
     }
 }

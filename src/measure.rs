@@ -4,6 +4,9 @@
 //! - limit = the tightest of our own limit, every visible ancestor's (up to the mount point)
 //!   and, on v1, `hierarchical_memory_limit`, which is the only way to see a parent's limit
 //!   when the mount root hides it; none, or one at or above MemTotal, means MemTotal.
+//!   kubemem-node bounds both for a pod: the walk ends at the pod cgroup (`mount_len`) and
+//!   `hierarchical_memory_limit` is ignored (`Location::hierarchical`), since kubepods'
+//!   limit is the node's allocatable, not the pod's.
 //! - used = the working set of the cgroup carrying that limit, as cAdvisor, kubelet and
 //!   `kubectl top` count it: usage minus inactive page cache (v2 `inactive_file`, v1
 //!   `total_inactive_file`, which includes descendants), clamped at 0. Dividing our own
@@ -166,7 +169,8 @@ fn resolve(
     let mut own_stat: Option<Stat> = None;
     if loc.version == Version::V1 {
         own_stat = read_stat(loc, own, name)?;
-        if let Some(h) = own_stat.and_then(|s| s.hierarchical_memory_limit) {
+        let hierarchical = own_stat.and_then(|s| s.hierarchical_memory_limit);
+        if let Some(h) = hierarchical.filter(|_| loc.hierarchical) {
             if tighter(h, best) {
                 best = Some((h, LimitSource::Ancestor, own));
             }
@@ -216,6 +220,8 @@ pub struct Sampler {
     version: Version,
     usage: Usage,
     memtotal: u64,
+    /// v1: `hierarchical_memory_limit` counts ([`Location::hierarchical`]).
+    hierarchical: bool,
     /// The measured cgroup is `loc.dir[..at]`; our own is `loc.dir[..own]`.
     at: usize,
     own: usize,
@@ -237,6 +243,7 @@ impl Sampler {
             version: loc.version,
             usage,
             memtotal: c.memtotal,
+            hierarchical: loc.hierarchical,
             at: c.at,
             own: loc.dir.len(),
             usage_fd: open_in(loc, usage_file, c.at, &mut name)?,
@@ -263,7 +270,8 @@ impl Sampler {
             Version::V1 => self.stat(&mut stat_buf)?,
             Version::V2 => None,
         };
-        if let Some(h) = stat.and_then(|s| s.hierarchical_memory_limit) {
+        let hierarchical = stat.and_then(|s| s.hierarchical_memory_limit);
+        if let Some(h) = hierarchical.filter(|_| self.hierarchical) {
             if best.is_none_or(|(b, _)| h < b) {
                 best = Some((h, LimitSource::Ancestor));
             }

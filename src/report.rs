@@ -439,6 +439,15 @@ pub(crate) fn fault_reason(line: &mut Line, fault: Fault) {
     reason(line, fault);
 }
 
+/// The reason for `fault`, as the probe words it: a logfmt line holding only
+/// `error="<reason>"`, for kubemem-node, which builds its own lines.
+#[cfg(feature = "node")]
+pub fn fault_text(fault: Fault) -> Line {
+    let mut line = Line::new(Format::Logfmt);
+    reason(&mut line, fault);
+    line
+}
+
 fn reason(line: &mut Line, fault: Fault) {
     line.key("error");
     line.push(b"\"");
