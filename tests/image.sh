@@ -18,10 +18,12 @@
 #   - the node image: only /kubemem-node, static musl, 65532:65532, no shell; --version and
 #     --help exit 0, a bad flag and no node name exit 3; run as deploy/node's DaemonSet runs
 #     it (a read-only root, no capabilities, no privilege escalation, the host's
-#     /sys/fs/cgroup read-only at /host/sys/fs/cgroup, NODE_NAME, --memory=64m) against a
-#     stand-in API server: GET /healthz answers 200 on the published default port 9102, GET
-#     /metrics Prometheus text, the pod list carries fieldSelector=spec.nodeName=NODE, and
-#     SIGTERM (docker stop) ends it with exit 0.
+#     /sys/fs/cgroup read-only at /host/sys/fs/cgroup, NODE_NAME, --memory=64m, the in-cluster
+#     configuration: the service account's files and KUBERNETES_SERVICE_HOST) against a
+#     stand-in API server over TLS: GET /healthz answers 200 on the published default port
+#     9102, GET /metrics Prometheus text, the pod list carries
+#     fieldSelector=spec.nodeName=NODE and the token, and SIGTERM (docker stop) ends it with
+#     exit 0.
 #
 # Uses Debian's docker.io CLI (/usr/bin/docker: BuildKit is built in; a newer CLI without the
 # buildx plugin has none). As root on Debian it installs docker.io and debootstrap when missing
@@ -101,9 +103,10 @@ command -v debootstrap >/dev/null || want+=(debootstrap)
 command -v readelf >/dev/null || want+=(binutils)
 command -v curl >/dev/null || want+=(curl)
 command -v file >/dev/null || want+=(file)
+command -v openssl >/dev/null || want+=(openssl)
 [ "${#want[@]}" = 0 ] || apt_install "${want[@]}"
 [ -x "$DOCKER" ] || missing_prerequisite image "Debian's docker CLI at $DOCKER (apt-get install docker.io)"
-for t in git readelf curl python3; do
+for t in git readelf curl python3 openssl; do
     command -v "$t" >/dev/null || missing_prerequisite image "$t"
 done
 mkdir -p "$WORK"
@@ -405,13 +408,15 @@ evict_checks() {
     judge "$name/static-musl" "/kubemem-evict a static musl binary ($(file -b "$bin" 2>&1 | cut -c 1-120))" "$ok"
 }
 
-# The stand-in API server of node_checks: an empty PodList for a list, a watch that stays open
-# with no event, 201 for a POST (an Event). Each request's method and path with query, one a
-# line, in the request log. Just what an agent needs to start up in the image; the protocol
-# itself (events, 410 Gone, evictions) is the node scenarios' business, not the image's.
+# The stand-in API server of node_checks, over TLS with a certificate of its own CA: an
+# empty PodList for a list, a watch that stays open with no event, 201 for a POST (an
+# Event). Each request's method, path with query and Authorization header (its blank an =),
+# one a line, in the request log. Just what the agent needs to start up in the image; the
+# protocol itself (events, 410 Gone, evictions) is the node scenarios' business.
+# Arguments: ADDRESS REQUEST-LOG PORT-FILE CERT KEY.
 # shellcheck disable=SC2016 # Python source
 STANDIN_APISERVER='
-import http.server, sys, time
+import http.server, ssl, sys, time
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a):
@@ -438,9 +443,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.answer(201, self.rfile.read(int(self.headers.get("Content-Length", "0"))))
 def log(h):
     with open(sys.argv[2], "a") as f:
-        f.write(h.command + " " + h.path + "\n")
+        f.write("%s %s %s\n" % (h.command, h.path, h.headers.get("Authorization", "-").replace(" ", "=")))
 s = http.server.ThreadingHTTPServer((sys.argv[1], 0), H)
 s.daemon_threads = True
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(sys.argv[4], sys.argv[5])
+s.socket = tls.wrap_socket(s.socket, server_side=True)
 with open(sys.argv[3], "w") as f:
     f.write(str(s.server_address[1]))
 s.serve_forever()
@@ -480,25 +488,40 @@ node_checks() {
 
     # As deploy/node/daemonset.yaml runs it: user 65532, a read-only root, no capabilities,
     # no privilege escalation, the host's cgroup tree read-only at /host/sys/fs/cgroup,
-    # NODE_NAME set, a memory limit, the metrics port published; the API server a stand-in
-    # on the bridge's gateway, reached through a kubeconfig.
+    # NODE_NAME set, a memory limit, the metrics port published, and the in-cluster
+    # configuration kubelet gives a pod: KUBERNETES_SERVICE_HOST and _PORT (the stand-in API
+    # server on the bridge's gateway) and the service account's token, ca.crt and namespace.
     RC='' OUT='' ERR=''
     rm -rf "$dir"
-    mkdir -p "$dir"
+    mkdir -p "$dir/sa"
     gateway=$(timeout 30 "$DOCKER" network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null) || gateway=
-    python3 -c "$STANDIN_APISERVER" "${gateway:-127.0.0.1}" "$dir/requests" "$dir/port" </dev/null >"$dir/log" 2>&1 &
+    (
+        cd "$dir" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+                -keyout ca.key -out sa/ca.crt -subj /CN=kubemem-image-test-ca \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -keyout server.key -out server.csr -subj /CN=kube-apiserver &&
+            printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n' \
+                "${gateway:-127.0.0.1}" >server.ext &&
+            openssl x509 -req -in server.csr -CA sa/ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+                -extfile server.ext -out server.crt
+    ) >"$dir/openssl.log" 2>&1 || fail "$name/tls" "openssl to make the stand-in's CA and certificate: $(tail -n 3 "$dir/openssl.log" | tr '\n' ' ')"
+    printf image-test-token >"$dir/sa/token"
+    printf kube-system >"$dir/sa/namespace"
+    chmod 0755 "$dir/sa"
+    chmod 0644 "$dir/sa/token" "$dir/sa/namespace" "$dir/sa/ca.crt" 2>/dev/null || true
+    python3 -c "$STANDIN_APISERVER" "${gateway:-127.0.0.1}" "$dir/requests" "$dir/port" \
+        "$dir/server.crt" "$dir/server.key" </dev/null >"$dir/log" 2>&1 &
     STANDIN_PID=$!
     deadline=$((SECONDS + 10))
     until [ -s "$dir/port" ] || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
-    printf '%s\n' apiVersion:\ v1 kind:\ Config current-context:\ image \
-        clusters: "- name: image" "  cluster:" "    server: http://$gateway:$(cat "$dir/port" 2>/dev/null)" \
-        users: "- name: image" "  user: {}" \
-        contexts: "- name: image" "  context:" "    cluster: image" "    user: image" >"$dir/kubeconfig"
-    chmod 0644 "$dir/kubeconfig"
     cid=$(timeout 60 "$DOCKER" run -d --label "$LABEL" --read-only --cap-drop ALL \
         --security-opt no-new-privileges --memory=64m -p 127.0.0.1::9102 \
-        -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro -v "$dir/kubeconfig:/etc/kubemem/kubeconfig:ro" \
-        -e NODE_NAME=image-test -e KUBECONFIG=/etc/kubemem/kubeconfig \
+        -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro \
+        -v "$dir/sa:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
+        -e KUBERNETES_SERVICE_HOST="$gateway" -e KUBERNETES_SERVICE_PORT="$(cat "$dir/port" 2>/dev/null)" \
+        -e NODE_NAME=image-test \
         "$img" --cgroup-root /host/sys/fs/cgroup --dry-run 2>&1) || cid=
     metrics=$(timeout 30 "$DOCKER" port "$cid" 9102/tcp 2>/dev/null | head -n 1) || metrics=
     deadline=$((SECONDS + 30))
@@ -516,8 +539,8 @@ node_checks() {
     ok=1; [ -n "$metrics" ] && curl -fsS --max-time 5 "http://$metrics/metrics" >"$dir/metrics" 2>&1 && grep -q '^# TYPE ' "$dir/metrics" && ok=0
     judge "$name/metrics" "GET /metrics to answer Prometheus text (# TYPE lines): $(head -c 200 "$dir/metrics" 2>/dev/null)" "$ok"
 
-    ok=1; grep -q '^GET /api/v1/pods?.*fieldSelector=spec\.nodeName\(%3D\|=\)image-test' "$dir/requests" 2>/dev/null && ok=0
-    judge "$name/node-name" "a pod list or watch with fieldSelector=spec.nodeName=image-test (NODE_NAME), the requests: $(head -n 3 "$dir/requests" 2>/dev/null | tr '\n' ' ')" "$ok"
+    ok=1; grep -q '^GET /api/v1/pods?.*fieldSelector=spec\.nodeName\(%3D\|=\)image-test.* Bearer=image-test-token$' "$dir/requests" 2>/dev/null && ok=0
+    judge "$name/node-name" "a pod list or watch with fieldSelector=spec.nodeName=image-test (NODE_NAME) and the service account's token, the requests: $(head -n 3 "$dir/requests" 2>/dev/null | tr '\n' ' ')" "$ok"
 
     # Kubelet stops it with SIGTERM: exit 0 within the grace period.
     code=
