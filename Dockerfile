@@ -1,6 +1,7 @@
 # kubemem: the static probe in a scratch image, for any platform the Rust image has.
 #   docker build -t kubemem .
 #   docker build --target evict -t kubemem:evict .     # kubemem-evict, with --evict
+#   docker build --target node -t kubemem:node .       # kubemem-node, the DaemonSet's agent
 #   docker buildx build --platform linux/amd64,linux/arm64 -t kubemem .
 #   # in an application image:  COPY --from=kubemem /kubemem /kubemem
 #
@@ -23,15 +24,24 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 # build.sh links statically, checks that each result is static and under its size ceiling,
-# and leaves target/dist/kubemem and target/dist/kubemem-evict.
+# and leaves target/dist/kubemem, target/dist/kubemem-evict and target/dist/kubemem-node.
 RUN ./build.sh
 
 # The --evict variant, as its own image: docker build --target evict -t kubemem:evict .
-# It comes before the last stage so that a plain build still ends with the default image.
+# It and the node agent come before the last stage so that a plain build still ends with the
+# default image.
 FROM scratch AS evict
 COPY --from=build /src/target/dist/kubemem-evict /kubemem-evict
 USER 65532:65532
 ENTRYPOINT ["/kubemem-evict"]
+
+# The node agent (deploy/node/, a DaemonSet): docker build --target node -t kubemem:node .
+# The same numeric user: it only reads the host's cgroup files, which are world-readable, and
+# talks to the API server with its service account's token.
+FROM scratch AS node
+COPY --from=build /src/target/dist/kubemem-node /kubemem-node
+USER 65532:65532
+ENTRYPOINT ["/kubemem-node"]
 
 # No shell, no libc, no user database: the binary alone.
 FROM scratch

@@ -8,7 +8,7 @@
 #
 # Prints each one's size and fails if one is not static or is above its size ceiling.
 #
-#   ./build.sh                      # both variants
+#   ./build.sh                      # all three variants
 #   KUBEMEM_VARIANTS=default ./build.sh
 #   KUBEMEM_TARGET=x86_64-unknown-linux-gnu ./build.sh   # static glibc instead of musl
 #
@@ -68,8 +68,12 @@ build() {
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static -C relocation-model=static $link" \
         cargo build --release --locked --target "$target" "$@"
 
+    # cargo's binary: kubemem for the probe and for kubemem-evict (a feature of the same
+    # binary), kubemem-node for the agent (a binary of its own).
+    local bin=kubemem
+    [ "$variant" != node ] || bin=kubemem-node
     mkdir -p "$dist"
-    cp "${CARGO_TARGET_DIR:-target}/$target/release/${out##*/}" "$out"
+    cp "${CARGO_TARGET_DIR:-target}/$target/release/$bin" "$out"
 
     # Static means: no program interpreter and no shared libraries needed.
     if readelf -lW "$out" | grep -q 'program interpreter' || readelf -dW "$out" | grep -q '(NEEDED)'; then

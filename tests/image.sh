@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The image as users build and run it, with a real Docker engine: the Dockerfile, unchanged,
 # built from the tracked files (a fresh clone's content) with the legacy builder and with
-# BuildKit, both targets (the default scratch image and `--target evict`); then each image run
-# as a user and as kubelet run it:
+# BuildKit, all three targets (the default scratch image, `--target evict` and `--target
+# node`); then each image run as a user and as kubelet run it:
 #
 #   - `--memory=64m` gives limit=67108864 limit_source=cgroup; `--failure 1Ki` exits 4 with the
 #     failure line; a bad flag exits 3; `--version` answers (the musl binary once ignored every
@@ -14,7 +14,16 @@
 #     /etc/podinfo sets the threshold; `install` copies kubemem, owned by its user, into a
 #     shared directory (the initContainer way);
 #   - `COPY --from=` the image into another image works, and runs there under --memory=128m;
-#   - the evict image: /kubemem-evict, static musl, healthy under --memory=64m, has --evict.
+#   - the evict image: /kubemem-evict, static musl, healthy under --memory=64m, has --evict;
+#   - the node image: only /kubemem-node, static musl, 65532:65532, no shell; --version and
+#     --help exit 0, a bad flag and no node name exit 3; run as deploy/node's DaemonSet runs
+#     it (a read-only root, no capabilities, no privilege escalation, the host's
+#     /sys/fs/cgroup read-only at /host/sys/fs/cgroup, NODE_NAME, --memory=64m, the in-cluster
+#     configuration: the service account's files and KUBERNETES_SERVICE_HOST) against a
+#     stand-in API server over TLS: GET /healthz answers 200 on the published default port
+#     9102, GET /metrics Prometheus text, the pod list carries
+#     fieldSelector=spec.nodeName=NODE and the token, and SIGTERM (docker stop) ends it with
+#     exit 0.
 #
 # Uses Debian's docker.io CLI (/usr/bin/docker: BuildKit is built in; a newer CLI without the
 # buildx plugin has none). As root on Debian it installs docker.io and debootstrap when missing
@@ -48,6 +57,7 @@ LABEL=kubemem-test=$$
 STARTED=$SECONDS
 MIB=1048576
 DOCKERD_PID=
+STANDIN_PID=
 IMAGES=()
 passed=0
 failed=0
@@ -71,6 +81,7 @@ cleanup() {
         "$DOCKER" ps -aq --filter "label=$LABEL" | xargs -r timeout 60 "$DOCKER" rm -f >/dev/null 2>&1
         [ "${#IMAGES[@]}" = 0 ] || timeout 120 "$DOCKER" rmi -f "${IMAGES[@]}" >/dev/null 2>&1
     fi
+    [ -z "$STANDIN_PID" ] || { kill "$STANDIN_PID" 2>/dev/null; wait "$STANDIN_PID" 2>/dev/null; }
     rm -rf "$WORK/context" "$WORK/copy-from" "$WORK/run" "$WORK/standin"
     if [ -n "$DOCKERD_PID" ]; then
         # The engine this script started, by its PID; it stops its containerd itself.
@@ -92,9 +103,10 @@ command -v debootstrap >/dev/null || want+=(debootstrap)
 command -v readelf >/dev/null || want+=(binutils)
 command -v curl >/dev/null || want+=(curl)
 command -v file >/dev/null || want+=(file)
+command -v openssl >/dev/null || want+=(openssl)
 [ "${#want[@]}" = 0 ] || apt_install "${want[@]}"
 [ -x "$DOCKER" ] || missing_prerequisite image "Debian's docker CLI at $DOCKER (apt-get install docker.io)"
-for t in git readelf curl; do
+for t in git readelf curl python3 openssl; do
     command -v "$t" >/dev/null || missing_prerequisite image "$t"
 done
 mkdir -p "$WORK"
@@ -268,14 +280,18 @@ static_musl() {
         ! readelf -nW "$1" | grep -q 'NT_GNU_ABI_TAG'
 }
 
-# common_checks NAME IMAGE: what both images must do: run healthy under a memory limit, as
-# 65532:65532, with no shell
-common_checks() {
-    local name=$1 img=$2 ok user
-    dk_run --memory=64m "$img" --verbose
-    ok=1; [ "$RC" = 0 ] && [[ $OUT == "level=ok "*" limit=$((64 * MIB)) "* ]] && [[ "$OUT " == *" limit_source=cgroup "* ]] && ok=0
-    judge "$name/healthy" "exit 0 and level=ok ... limit=$((64 * MIB)) ... limit_source=cgroup" "$ok"
+# image_files IMAGE: the files of a created container, less what the engine itself puts in
+# every container, on one line
+image_files() {
+    local cid
+    cid=$(timeout 60 "$DOCKER" create --label "$LABEL" "$1") &&
+        timeout 60 "$DOCKER" export "$cid" | tar -tvf - | awk '$1 !~ /^d/ { print $6 }' |
+        grep -vxE '\.dockerenv|dev/.*|etc/(hostname|hosts|mtab|resolv\.conf)' | sort | tr '\n' ' '
+}
 
+# user_checks NAME IMAGE: what every image must be: run as 65532:65532, with no shell
+user_checks() {
+    local name=$1 img=$2 ok user
     RC='' OUT='' ERR=''
     user=$(timeout 30 "$DOCKER" image inspect -f '{{.Config.User}}' "$img" 2>&1) || true
     ok=1; [ "$user" = 65532:65532 ] && ok=0
@@ -284,6 +300,16 @@ common_checks() {
     dk_run --entrypoint /bin/sh "$img" -c 'echo shell'
     ok=1; [ "$RC" != 0 ] && [[ $OUT != *shell* ]] && ok=0
     judge "$name/no-shell" "no /bin/sh to run" "$ok"
+}
+
+# common_checks NAME IMAGE: what both probe images must do: run healthy under a memory limit,
+# as 65532:65532, with no shell
+common_checks() {
+    local name=$1 img=$2 ok
+    dk_run --memory=64m "$img" --verbose
+    ok=1; [ "$RC" = 0 ] && [[ $OUT == "level=ok "*" limit=$((64 * MIB)) "* ]] && [[ "$OUT " == *" limit_source=cgroup "* ]] && ok=0
+    judge "$name/healthy" "exit 0 and level=ok ... limit=$((64 * MIB)) ... limit_source=cgroup" "$ok"
+    user_checks "$name" "$img"
 }
 
 # image_checks NAME IMAGE BUILDKIT: the default image
@@ -311,9 +337,7 @@ image_checks() {
     # Nothing but the binary, static musl: the files of a created container, less what the
     # engine itself puts in every container.
     RC='' OUT='' ERR=''
-    files=$(cid=$(timeout 60 "$DOCKER" create --label "$LABEL" "$img") &&
-        timeout 60 "$DOCKER" export "$cid" | tar -tvf - | awk '$1 !~ /^d/ { print $6 }' |
-        grep -vxE '\.dockerenv|dev/.*|etc/(hostname|hosts|mtab|resolv\.conf)' | sort | tr '\n' ' ') || true
+    files=$(image_files "$img") || true
     ok=1; [ "$files" = "bin/kubemem kubemem " ] && ok=0
     judge "$name/files" "only bin/kubemem and kubemem in the file system, found: $files" "$ok"
 
@@ -384,12 +408,163 @@ evict_checks() {
     judge "$name/static-musl" "/kubemem-evict a static musl binary ($(file -b "$bin" 2>&1 | cut -c 1-120))" "$ok"
 }
 
+# The stand-in API server of node_checks, over TLS with a certificate of its own CA: an
+# empty PodList for a list, a watch that stays open with no event, 201 for a POST (an
+# Event). Each request's method, path with query and Authorization header (its blank an =),
+# one a line, in the request log. Just what the agent needs to start up in the image; the
+# protocol itself (events, 410 Gone, evictions) is the node scenarios' business.
+# Arguments: ADDRESS REQUEST-LOG PORT-FILE CERT KEY.
+# shellcheck disable=SC2016 # Python source
+STANDIN_APISERVER='
+import http.server, ssl, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        log(self)
+        if "watch=1" in self.path or "watch=true" in self.path:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(3600)
+        else:
+            self.answer(200, b"{\"kind\":\"PodList\",\"apiVersion\":\"v1\",\"metadata\":{\"resourceVersion\":\"1\"},\"items\":[]}")
+    def do_POST(self):
+        log(self)
+        self.answer(201, self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+def log(h):
+    with open(sys.argv[2], "a") as f:
+        f.write("%s %s %s\n" % (h.command, h.path, h.headers.get("Authorization", "-").replace(" ", "=")))
+s = http.server.ThreadingHTTPServer((sys.argv[1], 0), H)
+s.daemon_threads = True
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(sys.argv[4], sys.argv[5])
+s.socket = tls.wrap_socket(s.socket, server_side=True)
+with open(sys.argv[3], "w") as f:
+    f.write(str(s.server_address[1]))
+s.serve_forever()
+'
+
+# node_checks NAME IMAGE: the node agent's image, run as the DaemonSet of deploy/node runs it
+node_checks() {
+    local name=$1 img=$2 ok bin=$WORK/run/$1-kubemem-node files dir=$WORK/run/$1-apiserver
+    local gateway cid metrics deadline code
+    user_checks "$name" "$img"
+
+    RC='' OUT='' ERR=''
+    files=$(image_files "$img") || true
+    ok=1; [ "$files" = "kubemem-node " ] && ok=0
+    judge "$name/files" "only kubemem-node in the file system, found: $files" "$ok"
+
+    rm -f "$bin"
+    ok=1; copy_out "$img" /kubemem-node "$bin" && static_musl "$bin" && ok=0
+    judge "$name/static-musl" "/kubemem-node a static musl binary ($(file -b "$bin" 2>&1 | cut -c 1-120))" "$ok"
+
+    dk_run "$img" --version
+    ok=1; [ "$RC" = 0 ] && [[ $OUT == "kubemem-node "* ]] && ok=0
+    judge "$name/version" "exit 0 and 'kubemem-node VERSION' for --version" "$ok"
+
+    dk_run "$img" --help
+    ok=1; [ "$RC" = 0 ] && [[ $OUT == *--cgroup-root* ]] && [[ $OUT == *--metrics-addr* ]] && ok=0
+    judge "$name/help" "exit 0 and --cgroup-root and --metrics-addr in --help" "$ok"
+
+    dk_run -e NODE_NAME=image-test "$img" --bogus-flag
+    ok=1; [ "$RC" = 3 ] && ok=0
+    judge "$name/bad-flag" "exit 3 (usage error) for --bogus-flag" "$ok"
+
+    # No --node and no NODE_NAME: which pods to watch is unknown, a usage error too.
+    dk_run "$img" --dry-run
+    ok=1; [ "$RC" = 3 ] && ok=0
+    judge "$name/no-node" "exit 3 (usage error) without --node and NODE_NAME" "$ok"
+
+    # As deploy/node/daemonset.yaml runs it: user 65532, a read-only root, no capabilities,
+    # no privilege escalation, the host's cgroup tree read-only at /host/sys/fs/cgroup,
+    # NODE_NAME set, a memory limit, the metrics port published, and the in-cluster
+    # configuration kubelet gives a pod: KUBERNETES_SERVICE_HOST and _PORT (the stand-in API
+    # server on the bridge's gateway) and the service account's token, ca.crt and namespace.
+    RC='' OUT='' ERR=''
+    rm -rf "$dir"
+    mkdir -p "$dir/sa"
+    gateway=$(timeout 30 "$DOCKER" network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null) || gateway=
+    (
+        cd "$dir" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
+                -keyout ca.key -out sa/ca.crt -subj /CN=kubemem-image-test-ca \
+                -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -keyout server.key -out server.csr -subj /CN=kube-apiserver &&
+            printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=critical,CA:FALSE\n' \
+                "${gateway:-127.0.0.1}" >server.ext &&
+            openssl x509 -req -in server.csr -CA sa/ca.crt -CAkey ca.key -CAcreateserial -days 1 \
+                -extfile server.ext -out server.crt
+    ) >"$dir/openssl.log" 2>&1 || fail "$name/tls" "openssl to make the stand-in's CA and certificate: $(tail -n 3 "$dir/openssl.log" | tr '\n' ' ')"
+    printf image-test-token >"$dir/sa/token"
+    printf kube-system >"$dir/sa/namespace"
+    chmod 0755 "$dir/sa"
+    chmod 0644 "$dir/sa/token" "$dir/sa/namespace" "$dir/sa/ca.crt" 2>/dev/null || true
+    python3 -c "$STANDIN_APISERVER" "${gateway:-127.0.0.1}" "$dir/requests" "$dir/port" \
+        "$dir/server.crt" "$dir/server.key" </dev/null >"$dir/log" 2>&1 &
+    STANDIN_PID=$!
+    deadline=$((SECONDS + 10))
+    until [ -s "$dir/port" ] || [ "$SECONDS" -ge "$deadline" ]; do sleep 0.2; done
+    cid=$(timeout 60 "$DOCKER" run -d --label "$LABEL" --read-only --cap-drop ALL \
+        --security-opt no-new-privileges --memory=64m -p 127.0.0.1::9102 \
+        -v /sys/fs/cgroup:/host/sys/fs/cgroup:ro \
+        -v "$dir/sa:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
+        -e KUBERNETES_SERVICE_HOST="$gateway" -e KUBERNETES_SERVICE_PORT="$(cat "$dir/port" 2>/dev/null)" \
+        -e NODE_NAME=image-test \
+        "$img" --cgroup-root /host/sys/fs/cgroup --dry-run 2>&1) || cid=
+    metrics=$(timeout 30 "$DOCKER" port "$cid" 9102/tcp 2>/dev/null | head -n 1) || metrics=
+    deadline=$((SECONDS + 30))
+    ok=1
+    while [ -n "$metrics" ] && [ "$SECONDS" -lt "$deadline" ]; do
+        curl -fsS --max-time 2 -o /dev/null "http://$metrics/healthz" 2>/dev/null && { ok=0; break; }
+        sleep 0.5
+    done
+    if [ "$ok" != 0 ] && [ -n "$cid" ]; then
+        RC=$(timeout 30 "$DOCKER" inspect -f '{{.State.ExitCode}} ({{.State.Status}})' "$cid" 2>&1) || true
+        OUT=$(timeout 30 "$DOCKER" logs "$cid" 2>&1 | head -c 1000) || true
+    fi
+    judge "$name/read-only-root" "GET /healthz to answer 2xx within 30 s on the default metrics port ${metrics:-(none published: the container ${cid:0:80} is not running)}, under a read-only root as 65532 with no capabilities" "$ok"
+
+    ok=1; [ -n "$metrics" ] && curl -fsS --max-time 5 "http://$metrics/metrics" >"$dir/metrics" 2>&1 && grep -q '^# TYPE ' "$dir/metrics" && ok=0
+    judge "$name/metrics" "GET /metrics to answer Prometheus text (# TYPE lines): $(head -c 200 "$dir/metrics" 2>/dev/null)" "$ok"
+
+    ok=1; grep -q '^GET /api/v1/pods?.*fieldSelector=spec\.nodeName\(%3D\|=\)image-test.* Bearer=image-test-token$' "$dir/requests" 2>/dev/null && ok=0
+    judge "$name/node-name" "a pod list or watch with fieldSelector=spec.nodeName=image-test (NODE_NAME) and the service account's token, the requests: $(head -n 3 "$dir/requests" 2>/dev/null | tr '\n' ' ')" "$ok"
+
+    # Kubelet stops it with SIGTERM: exit 0 within the grace period.
+    code=
+    if [ -n "$cid" ]; then
+        timeout 60 "$DOCKER" stop -t 10 "$cid" >/dev/null 2>&1 || true
+        code=$(timeout 30 "$DOCKER" inspect -f '{{.State.ExitCode}}' "$cid" 2>/dev/null) || code=
+        OUT=$(timeout 30 "$DOCKER" logs "$cid" 2>&1 | head -c 2000) || OUT=
+    fi
+    RC=$code
+    ok=1; [ "$code" = 0 ] && [[ $OUT == *"event=started "*"node=image-test"* ]] && ok=0
+    judge "$name/sigterm" "an event=started line for node=image-test, and exit 0 after SIGTERM" "$ok"
+    kill "$STANDIN_PID" 2>/dev/null || true
+    wait "$STANDIN_PID" 2>/dev/null || true
+    STANDIN_PID=
+}
+
 mkdir -p "$WORK/run"
 for builder in legacy buildkit; do
     [ "$builder" = legacy ] && kit=0 || kit=1
     build "$builder" "$kit" "$TAG:$builder" "$CTX" && image_checks "$builder" "$TAG:$builder" "$kit"
     build "$builder-evict" "$kit" "$TAG:$builder-evict" --target evict "$CTX" &&
         evict_checks "$builder-evict" "$TAG:$builder-evict"
+    build "$builder-node" "$kit" "$TAG:$builder-node" --target node "$CTX" &&
+        node_checks "$builder-node" "$TAG:$builder-node"
 done
 
 echo "suite: $(elapsed "$STARTED")"
