@@ -28,9 +28,10 @@
 #   ROOT_ARG    the main agent's --cgroup-root (empty: none, the agent's default; the VM's
 #               BASE is the v2 mount, /sys/fs/cgroup)
 #   IN_CLUSTER  1: the agents use the in-cluster configuration: the server runs with --tls,
-#               its CA and a token go to /var/run/secrets/kubernetes.io/serviceaccount/
-#               (written here: only where that directory is ours, the VM) and
-#               KUBERNETES_SERVICE_HOST/PORT are set; otherwise KUBECONFIG, plain HTTP
+#               its CA and token (DIR/ca.crt, DIR/token) are copied to
+#               /var/run/secrets/kubernetes.io/serviceaccount/ (only where that directory
+#               is ours: the VM) and KUBERNETES_SERVICE_HOST/PORT are set; otherwise the
+#               agents get KUBECONFIG (the server's DIR/kubeconfig, plain HTTP)
 #   SLOW        factor for the waits on what must happen (default 1; the VM under TCG: 4)
 #
 # Output: one line per scenario, `PASS env/node-<name>` or `FAIL env/node-<name>: expected
@@ -281,11 +282,9 @@ api_start() {
     until_ds "$WAIT_DS" [ -s "$AD/port" ] || return 1
     until_ds "$WAIT_DS" [ -s "$AD/kubeconfig" ] || return 1
     if [ "${IN_CLUSTER:-}" = 1 ]; then
-        # what the kubelet mounts into a pod with a ServiceAccount; the token is the one the
-        # server's kubeconfig carries (any when it carries none)
-        mkdir -p "$CA" && cp "$AD/ca.crt" "$CA/ca.crt" || return 1
-        _tok=$(sed -n 's/^[[:space:]]*token:[[:space:]]*//p' "$AD/kubeconfig" | tr -d '"' | head -1)
-        printf '%s' "${_tok:-kubemem-node-test}" >"$CA/token"
+        # what the kubelet mounts into a pod with a ServiceAccount: the server's CA, the
+        # token it accepts, the namespace
+        mkdir -p "$CA" && cp "$AD/ca.crt" "$CA/ca.crt" && cp "$AD/token" "$CA/token" || return 1
         printf '%s' kube-system >"$CA/namespace"
         read -r _port <"$AD/port"
         export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$_port
@@ -304,7 +303,7 @@ agent() {
     # shellcheck disable=SC2086 # a list of assignments
     env $_env "$NODE_BIN" --interval "$IV" --metrics-addr '' "$@" </dev/null >"$_log" 2>&1 &
     started $!
-    until_ds "$WAIT_DS" grep -Eq '(event=|"event":[[:space:]]*")started' "$_log"
+    until_ds "$WAIT_DS" grep -Eqs '(event=|"event":[[:space:]]*")started' "$_log"
 }
 
 # watching LOG POD CONTAINER: the agent says it watches that container
@@ -475,8 +474,9 @@ sc_vanished() {
     elif ! until_ds "$WAIT_DS" evicted alive; then fail "the pod beside them evicted" alive vanished
     else
         quiet
-        if [ "$(nlines "$A" event=error "pod=$NS/vanished")" != 1 ]; then fail "one error line for the vanished cgroup, not one per sample" vanished
-        elif [ "$(nlines "$A" event=error "pod=$NS/no-such-container")" != 1 ]; then fail "one error line for the missing container" no-such-container
+        _n1=$(nlines "$A" event=error "pod=$NS/vanished") _n2=$(nlines "$A" event=error "pod=$NS/no-such-container")
+        if [ "$_n1" != 1 ]; then fail "one error line for the pod whose cgroup vanished, not one per sample nor one per step (got $_n1)" vanished
+        elif [ "$_n2" != 1 ]; then fail "one error line for the missing container (got $_n2)" no-such-container
         elif [ "$(evictions vanished):$(evictions no-such-container)" != 0:0 ]; then fail "no eviction of either" vanished no-such-container
         else pass; fi
     fi
@@ -572,16 +572,28 @@ sc_crio() {
 }
 
 # the pod on node-b, over its threshold from the start: never evicted, never named by an
-# agent; and every GET of pods the server saw was a list or watch of one node's pods
+# agent; every GET of pods the server saw was a list or watch of one node's pods, and there
+# was no loop of lists
 sc_other_node() {
-    _bad=$(ctl requests | grep -E "$(jkey method)\"GET\"" | grep -E "$(jkey path)\"[^\"]*/pods[/\"]" |
-        grep -Ev "$(jkey path)\"/api/v1/pods\"" ; ctl requests | grep -E "$(jkey path)\"/api/v1/pods\"" |
-        grep -Ev "fieldSelector=spec\.nodeName(=|%3[dD])node-")
+    _req=$WORK/requests.json
+    ctl requests >"$_req" || { fail "ctl requests"; return; }
+    _bad=$(grep -E "$(jkey method)\"GET\"" "$_req" | grep -E "$(jkey path)\"[^\"]*/pods[/\"]" |
+        grep -Ev "$(jkey path)\"/api/v1/pods\""
+        grep -E "$(jkey path)\"/api/v1/pods\"" "$_req" | grep -Ev "fieldSelector=spec\.nodeName(=|%3[dD])node-")
     if [ "$(evictions elsewhere)" != 0 ]; then fail "no eviction of the pod on node-b" elsewhere
     elif cat "$WORK"/agent-*.log | grep -q elsewhere; then fail "no agent line naming the pod on node-b (got: $(grep -h elsewhere "$WORK"/agent-*.log | head -2 | tr '\n' '|'))"
     elif [ -n "$_bad" ]; then fail "only lists and watches of /api/v1/pods with fieldSelector=spec.nodeName=<node> (got: $(echo "$_bad" | head -3 | tr '\n' '|'))"
-    elif ! ctl requests | grep -Eq 'watch=(true|1)'; then fail "a watch among the requests ($(ctl requests | head -3 | tr '\n' '|'))"
-    else pass; fi
+    elif ! grep -Eq 'watch=(true|1)' "$_req"; then fail "a watch among the requests ($(head -3 "$_req" | tr '\n' '|'))"
+    else
+        # never a loop of lists: one list per agent, and one more after each ctl drop or
+        # expire at most
+        for _node in node-a node-dry node-sd; do
+            _lists=$(grep -E "$(jkey path)\"/api/v1/pods\"" "$_req" | grep -E "nodeName(=|%3[dD])$_node([&\"]|\$)" |
+                grep -Evc 'watch=(true|1)')
+            [ "$_lists" -le 3 ] || { fail "at most 3 lists of the pods of $_node (the first, one after ctl drop, one after ctl expire), got $_lists"; return; }
+        done
+        pass
+    fi
 }
 
 # ---- main --------------------------------------------------------------------------------

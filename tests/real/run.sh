@@ -190,7 +190,7 @@ env_v1_node() {
     local base=${V1_MP%/}${V1_OWN%/}/kubemem-node.$$ work=$WORK/v1-node
     # node.sh kills what it started by PID and removes its PID list; a list left behind
     # (node.sh killed outright) is killed here
-    CLEANUPS+=("kill_cgroup '$base'; [ -f '$work/pids' ] && kill -9 \$(cat '$work/pids'); rm -rf '$work'")
+    CLEANUPS+=("kill_cgroup '$base'; [ -f '$work/pids' ] && kill -9 \$(cat '$work/pids')")
     rm -rf "$work"
     mkdir "$base" || { unavailable v1-node "a child cgroup $base (mkdir failed)"; return; }
     echo "v1: node scenarios in $base" >&2
