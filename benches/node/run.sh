@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Benchmark of kubemem-node, the node agent, on real cgroup v1 here (as root):
 #
-#   benches/node/run.sh            # 20 reaction runs per interval, 60 s of idle per interval
+#   benches/node/run.sh            # 20 reaction runs per case, 60 s of idle per interval
 #   QUICK=1 benches/node/run.sh    # 3 runs, 10 s: a smoke run for CI (timings not asserted)
 #
 # Everything happens below a cgroup of our own memory cgroup, kubemem-bench-node.PID
-# (removed at the end, also on failure, with whatever runs in it): the agent's --cgroup-root,
-# holding the kubelet's cgroupfs tree (kubepods/burstable/pod<uid>/<id>), and `system`, where
-# the agent and the test API server (tests/apiserver) run, under a memory limit.  No CPU quota:
-# the agent's CPU time and its reaction are what is measured, and a quota would shape both;
-# the load is one agent and one allocator at a time (and 100 sleeping processes).
+# (removed at the end, also on failure, with whatever runs in it), which holds the kubelet's
+# cgroupfs tree (kubepods/burstable/pod<uid>/<id>), and `system`, where the agent and the test
+# API server (tests/apiserver) run, under a memory limit.  The agent's --cgroup-root is a
+# read-only bind mount of that cgroup (target/bench-node/ro), as the DaemonSet mounts the
+# host's tree: there v1's kernel notifications cannot be registered (cgroup.event_control is
+# not writable), so only the interval's sampling acts.  The reaction is also measured on the
+# writable cgroup directory itself, where the agent registers v1 usage thresholds.  No CPU
+# quota: the agent's CPU time and its reaction are what is measured, and a quota would shape
+# both; the load is one agent and one allocator at a time (and 100 sleeping processes).
 #
-# (a) Reaction.  One agent per interval: the default (whatever `kubemem-node` without
-#     --interval says on its started line) and 100ms.  Each of RUNS runs is a new pod (label
+# (a) Reaction.  One agent per case: the default interval (whatever `kubemem-node` without
+#     --interval says on its started line) and 100ms, each on the read-only mount and on the
+#     writable directory.  Each of RUNS runs is a new pod (label
 #     pre-oom-killer: enabled, threshold 50%) with a 64 MiB container cgroup; once the agent
 #     says it watches it, and after a random pause of up to one interval (so that the
 #     crossing falls anywhere between two of the agent's samples), grow (benches/run/grow.c)
@@ -30,8 +35,9 @@
 #     one agent per interval (100ms, 1s and the default when it is neither) watches them all;
 #     after all are watched and 2 s to settle: utime + stime of the agent (fields 14 and 15 of
 #     /proc/PID/stat, in clock ticks) over IDLE_SECS (60), as seconds and as a percentage of
-#     one core, its time on a CPU from /proc/PID/schedstat (nanoseconds; ticks are 10 ms),
-#     and VmRSS and VmHWM from /proc/PID/status at the end.
+#     one core, its threads' time on a CPU from /proc/PID/task/*/schedstat (nanoseconds;
+#     ticks are 10 ms), and VmRSS and VmHWM from /proc/PID/status at the end.  On the
+#     read-only mount, as deployed.
 #
 # Prints a markdown table (also left in target/bench-node/results.md).  Exit 1 when a run was
 # a miss, or (not with QUICK=1: a few runs on a busy CI machine are a smoke test) when a
@@ -112,18 +118,29 @@ in_system() {
     bash -c 'echo $$ >"$1/cgroup.procs" && exec "${@:2}"' - "$SYSTEM" "$@" &
 }
 
+mkdir -p "$AD"
 in_system "$API" serve --listen 127.0.0.1:0 --dir "$AD" </dev/null >"$WORK/apiserver.log" 2>&1
 CLEANUPS+=("kill $!")
 until_ds 100 [ -s "$AD/kubeconfig" ] || die "the API server did not start (its log: $(tail -3 "$WORK/apiserver.log"))"
 sleep 0.2
 export KUBECONFIG=$AD/kubeconfig
 
-# agent_start LOG [--interval X]: the agent on node bench, in the system cgroup; AGENT is its
-# PID, AGENT_IV its interval (from its started line)
+# the DaemonSet's view of the host's tree: read-only
+RO=$OUT/ro
+mkdir -p "$RO" || die "needs a writable $OUT"
+CLEANUPS+=("umount '$RO'")
+mount --bind "$BASE" "$RO" && mount -o remount,bind,ro "$RO" || die "cannot bind-mount $BASE read-only at $RO"
+
+# agent_start ROOT [--interval X]: the agent on node bench with --cgroup-root ROOT, in the
+# system cgroup; AGENT is its PID, AGENT_LOG its log (WORK/agent-N.log), AGENT_IV its interval
+# (from its started line)
+AGENTS=0
 agent_start() {
-    local log=$1
+    local root=$1 log
     shift
-    in_system "$NODE_BIN" --node bench --cgroup-root "$BASE" --metrics-addr '' "$@" </dev/null >"$log" 2>&1
+    AGENTS=$((AGENTS + 1))
+    log=$WORK/agent-$AGENTS.log AGENT_LOG=$WORK/agent-$AGENTS.log
+    in_system "$NODE_BIN" --node bench --cgroup-root "$root" --metrics-addr '' "$@" </dev/null >"$log" 2>&1
     AGENT=$!
     CLEANUPS+=("kill $AGENT")
     until_ds 100 grep -q 'event=started' "$log" || die "the agent did not start (its log: $(tail -3 "$log"))"
@@ -147,15 +164,17 @@ LINES=$OUT/lines
 
 # ---- (a) reaction ----------------------------------------------------------------------------
 
-# reaction LABEL [--interval X]: RUNS runs; prints REACTION LABEL IV ms=N or MISS LABEL IV ...
+# reaction LABEL ROOT [--interval X]: RUNS runs; lines REACTION LABEL IV MS IV_MS or
+# MISS LABEL IV ...
 reaction() {
-    local label=$1 log=$WORK/agent-reaction-$1.log i name out t_evict crossed iv_ms pause
-    shift
-    agent_start "$log" "$@"
+    local label=$1 root=$2 log i name out t_evict crossed iv_ms pause
+    shift 2
+    agent_start "$root" "$@"
+    log=$AGENT_LOG
     iv_ms=$(ms "$AGENT_IV") || die "cannot read the interval $AGENT_IV on the agent's started line"
-    echo "reaction: interval $AGENT_IV, $RUNS runs" >&2
+    echo "reaction: $label, interval $AGENT_IV, $RUNS runs" >&2
     for ((i = 1; i <= RUNS; i++)); do
-        name=react-$label-$i out=$WORK/grow.$label.$i
+        name=react-$AGENTS-$i out=$WORK/grow.$AGENTS.$i
         new_pod "$name" cgfs Burstable bench
         ctr app containerd "$LIMIT" && put "$LABEL" "$(pok app "$THRESHOLD")" || die "cannot make pod $name"
         if ! until_ds 100 has_line "$log" event=watching "pod=$NS/$name"; then
@@ -191,9 +210,10 @@ watches_all() { [ "$(nlines "$1" event=watching)" -ge "$PODS" ]; }
 
 # idle LABEL [--interval X]: IDLE LABEL IV seconds=S ticks=T clk_tck=C cpu_ns=N rss_kib=R hwm_kib=H
 idle() {
-    local label=$1 log=$WORK/agent-idle-$1.log stat t0 t1 n0 n1 u0 u1 rss hwm
+    local label=$1 log stat t0 t1 n0 n1 u0 u1 rss hwm
     shift
-    agent_start "$log" "$@"
+    agent_start "$RO" "$@"
+    log=$AGENT_LOG
     until_ds 600 watches_all "$log" ||
         die "the agent watches $(nlines "$log" event=watching) of $PODS pods after 60 s"
     echo "idle: interval $AGENT_IV, $PODS containers, $IDLE_SECS s" >&2
@@ -203,7 +223,7 @@ idle() {
         # shellcheck disable=SC2086 # the fields after the command name
         set -- ${stat##*) }
         CPU_TICKS=$((${12} + ${13}))
-        read -r CPU_NS _ <"/proc/$AGENT/schedstat" 2>/dev/null || CPU_NS=0
+        CPU_NS=$(cat /proc/"$AGENT"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%d", n }')
     }
     read -r u0 _ </proc/uptime; cpu_of; t0=$CPU_TICKS n0=$CPU_NS
     sleep "$IDLE_SECS"
@@ -216,9 +236,11 @@ idle() {
 
 # ---- main ------------------------------------------------------------------------------------
 
-reaction default
+reaction read-only "$RO"
 DEFAULT_IV=$AGENT_IV
-reaction 100ms --interval 100ms
+reaction read-only "$RO" --interval 100ms
+reaction writable "$BASE"
+reaction writable "$BASE" --interval 100ms
 
 # the idle pods: PODS containers with a sleeping process each, registered in the server
 echo "idle: making $PODS pods" >&2
@@ -228,19 +250,19 @@ for ((i = 1; i <= PODS; i++)); do
     # shellcheck disable=SC2016 # expanded by the inner sh
     sh -c 'echo $$ >"$1/cgroup.procs" && exec sleep 100000' - "$C_DIR" </dev/null >/dev/null 2>&1 &
 done
-idle 100ms --interval 100ms
-idle 1s --interval 1s
-case $DEFAULT_IV in 100ms | 1s | 1000ms) ;; *) idle default ;; esac
+idle read-only --interval 100ms
+idle read-only --interval 1s
+case $DEFAULT_IV in 100ms | 1s | 1000ms) ;; *) idle read-only ;; esac
 
 # ---- the table -------------------------------------------------------------------------------
 
 {
-    echo "kubemem-node on cgroup v1 here: $(uname -r), $(nproc) CPUs; $RUNS reaction runs per interval (growth 256 KiB every 10 ms into a 64 MiB limit, threshold 50%); idle: $PODS containers for $IDLE_SECS s."
+    echo "kubemem-node on cgroup v1 here: $(uname -r), $(nproc) CPUs; $RUNS reaction runs per case (growth 256 KiB every 10 ms into a 64 MiB limit, threshold 50%); idle: $PODS containers for $IDLE_SECS s."
     echo
-    echo "| interval | runs | misses | median ms | max ms | bound ms (interval + 50) | max within |"
-    echo "|---|--:|--:|--:|--:|--:|---|"
-    awk '
-        { key = ($2 == "default" ? "default, " : "") $3 }
+    echo "| cgroup root | interval | runs | misses | median ms | max ms | bound ms (interval + 50) | max within |"
+    echo "|---|---|--:|--:|--:|--:|--:|---|"
+    awk -v dflt="$DEFAULT_IV" '
+        { key = ($2 == "read-only" ? "read-only mount (as deployed)" : "writable (v1 thresholds)") " | " ($3 == dflt ? "default, " : "") $3 }
         $1 == "MISS" { miss[key]++; if (!(key in seen)) { seen[key] = 1; order[n++] = key } }
         $1 == "REACTION" {
             if (!(key in seen)) { seen[key] = 1; order[n++] = key }
@@ -249,7 +271,7 @@ case $DEFAULT_IV in 100ms | 1s | 1000ms) ;; *) idle default ;; esac
         END {
             for (o = 0; o < n; o++) {
                 key = order[o]; k = count[key] + 0
-                if (k == 0) { printf "| %s | 0 | %d | - | - | - | no |\n", key, miss[key]; continue }
+                if (k == 0) { printf "| %s | 0 | %d | - | - | - | NO |\n", key, miss[key]; continue }
                 for (i = 1; i <= k; i++) s[i] = r[key, i]
                 for (i = 2; i <= k; i++) { x = s[i]; for (j = i - 1; j >= 1 && s[j] > x; j--) s[j + 1] = s[j]; s[j + 1] = x }
                 med = k % 2 ? s[(k + 1) / 2] : (s[k / 2] + s[k / 2 + 1]) / 2
@@ -260,10 +282,10 @@ case $DEFAULT_IV in 100ms | 1s | 1000ms) ;; *) idle default ;; esac
     echo
     echo "| interval | containers | seconds | CPU s | CPU % of one core | schedstat CPU ms | VmRSS KiB | VmHWM KiB |"
     echo "|---|--:|--:|--:|--:|--:|--:|--:|"
-    awk -v pods="$PODS" '$1 == "IDLE" {
+    awk -v pods="$PODS" -v dflt="$DEFAULT_IV" '$1 == "IDLE" {
         for (i = 4; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         cpu = v["ticks"] / v["clk_tck"]
-        printf "| %s%s | %d | %.1f | %.2f | %.3f | %.1f | %d | %d |\n", $2 == "default" ? "default, " : "", $3, pods, v["seconds"], cpu,
+        printf "| %s%s | %d | %.1f | %.2f | %.3f | %.1f | %d | %d |\n", $3 == dflt ? "default, " : "", $3, pods, v["seconds"], cpu,
             100 * cpu / v["seconds"], v["cpu_ns"] / 1e6, v["rss_kib"], v["hwm_kib"]
     }' "$LINES"
 } | tee "$OUT/results.md"

@@ -287,10 +287,10 @@ api_start() {
         mkdir -p "$CA" && cp "$AD/ca.crt" "$CA/ca.crt" && cp "$AD/token" "$CA/token" || return 1
         printf '%s' kube-system >"$CA/namespace"
         read -r _port <"$AD/port"
-        export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT=$_port
+        export KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$_port"
         unset KUBECONFIG
     else
-        export KUBECONFIG=$AD/kubeconfig
+        export KUBECONFIG="$AD/kubeconfig"
         unset KUBERNETES_SERVICE_HOST KUBERNETES_SERVICE_PORT
     fi
 }
@@ -490,6 +490,7 @@ sc_dry_run() {
     new_pod dry cgfs Burstable node-dry
     ctr app containerd "$LIMIT" && put "$LABEL" "$(pok app 50)" && hog_start 1 "$C_DIR" && hog_to 1 60 || { fail "the pod"; return; }
     _ev="$(jkey event)\"dry-run\"" _pod="$(jkey pod)\"$NS/dry\""
+    # shellcheck disable=SC2016 # expanded by the inner sh
     until_ds "$WAIT_DS" sh -c 'grep -E "$1" "$3" | grep -Eq "$2"' - "$_ev" "$_pod" "$D" ||
         { fail "a JSON line with \"event\":\"dry-run\" and \"pod\":\"$NS/dry\"" dry; hog_stop 1; pod_gone dry "$P_ROOT/$P_DIR"; return; }
     until_ds "$WAIT_DS" has_events dry
