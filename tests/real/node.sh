@@ -14,8 +14,9 @@
 # allocates real memory.  kubepods carries a limit of its own, as on a node (the allocatable);
 # it must never count as a pod's limit.  Three agents watch the same server: the main one
 # (cgroupfs tree, node node-a, --node), a dry-run one (node node-dry, JSON lines) and a
-# systemd-driver one (its own tree, node node-sd, NODE_NAME).  A pod on node-b, over its
-# threshold all along, is watched by nobody.
+# systemd-driver one (its own tree, node node-sd, NODE_NAME), which sees that tree through a
+# read-only bind mount (WORK/ro-sd), as the DaemonSet sees the host's.  A pod on node-b, over
+# its threshold all along, is watched by nobody.
 #
 # Set by the environment:
 #   KM_ENV      name used in the result lines (PASS <env>/node-<scenario>)
@@ -324,7 +325,11 @@ sc_start() {
         { fail "the agent's event=started line (its log: $(tail -3 "$A" | tr '\n' '|'))"; return 1; }
     agent dry '' --node node-dry --cgroup-root "$R_cgfs" --dry-run --log-format json ||
         { fail "the --dry-run --log-format json agent's started line (its log: $(tail -3 "$D" | tr '\n' '|'))"; return 1; }
-    agent sd NODE_NAME=node-sd --cgroup-root "$R_sd" ||
+    # the systemd tree through a read-only bind mount, as the DaemonSet mounts the host's: no
+    # kernel notification can be registered there (v1), sampling alone must do
+    mkdir -p "$V_sd" && mount --bind "$R_sd" "$V_sd" && mount -o remount,bind,ro "$V_sd" ||
+        { fail "a read-only bind mount of $R_sd at $V_sd"; return 1; }
+    agent sd NODE_NAME=node-sd --cgroup-root "$V_sd" ||
         { fail "the NODE_NAME=node-sd agent's started line (its log: $(tail -3 "$S" | tr '\n' '|'))"; return 1; }
     pass
 }
@@ -564,7 +569,8 @@ sc_crio() {
         hog_start 1 "$_conmon" && hog_to 1 70 && hog_start 2 "$C_DIR" && hog_to 2 30 || { fail "the pod and its hogs"; return; }
     watching "$S" crio app || { fail "a watching line" crio; return; }
     quiet
-    if ! has_line "$S" event=watching "pod=$NS/crio" "path=$C_DIR"; then fail "path=$C_DIR on the watching line" crio
+    _path=$V_sd${C_DIR#"$R_sd"}
+    if ! has_line "$S" event=watching "pod=$NS/crio" "path=$_path"; then fail "path=$_path on the watching line" crio
     elif [ "$(evictions crio)" != 0 ]; then fail "no eviction while only crio-conmon-<id>.scope is over the threshold" crio
     elif ! hog_to 2 60; then fail "the hog in crio-<id>.scope to grow"
     elif ! until_ds "$WAIT_DS" evicted crio; then fail "an eviction when crio-<id>.scope crosses" crio
@@ -606,6 +612,7 @@ node_cleanup() {
     for _p in $PIDS; do wait "$_p" 2>/dev/null; done
     PIDS=
     rm -f "$WORK/pids"
+    umount "$V_sd" 2>/dev/null
     rmcg "$R_cgfs/kubepods"; rmcg "$R_sd"
 }
 # With NODE_SH_LIB=1 this file only defines its functions, for benches/node/run.sh (which sets
@@ -615,7 +622,7 @@ node_cleanup() {
 trap node_cleanup EXIT
 trap 'exit 130' INT TERM
 
-R_cgfs=$BASE R_sd=$BASE/sd
+R_cgfs=$BASE R_sd=$BASE/sd V_sd=$WORK/ro-sd
 mkdir -p "$WORK" || exit 1
 [ $# -gt 0 ] || set -- evict ignored no-limit pdb watch-drop watch-expire annotation-change two-pods \
     vanished dry-run kubemem-annotations guaranteed pod-limit systemd crio other-node
