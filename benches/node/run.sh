@@ -128,7 +128,7 @@ export KUBECONFIG=$AD/kubeconfig
 # the DaemonSet's view of the host's tree: read-only
 RO=$OUT/ro
 mkdir -p "$RO" || die "needs a writable $OUT"
-CLEANUPS+=("umount '$RO'")
+CLEANUPS+=("umount -l '$RO'") # lazily: the agent may still be exiting
 mount --bind "$BASE" "$RO" && mount -o remount,bind,ro "$RO" || die "cannot bind-mount $BASE read-only at $RO"
 
 # agent_start ROOT [--interval X]: the agent on node bench with --cgroup-root ROOT, in the

@@ -612,7 +612,7 @@ node_cleanup() {
     for _p in $PIDS; do wait "$_p" 2>/dev/null; done
     PIDS=
     rm -f "$WORK/pids"
-    umount "$V_sd" 2>/dev/null
+    umount -l "$V_sd" 2>/dev/null
     rmcg "$R_cgfs/kubepods"; rmcg "$R_sd"
 }
 # With NODE_SH_LIB=1 this file only defines its functions, for benches/node/run.sh (which sets

@@ -191,8 +191,8 @@ env_v1_node() {
     # node.sh kills what it started by PID and removes its PID list; a list left behind
     # (node.sh killed outright) is killed here
     CLEANUPS+=("kill_cgroup '$base'; [ -f '$work/pids' ] && kill -9 \$(cat '$work/pids')")
-    CLEANUPS+=("umount '$work/ro-sd'")
-    umount "$work/ro-sd" 2>/dev/null
+    CLEANUPS+=("umount -l '$work/ro-sd'")
+    umount -l "$work/ro-sd" 2>/dev/null
     rm -rf "$work"
     mkdir "$base" || { unavailable v1-node "a child cgroup $base (mkdir failed)"; return; }
     echo "v1: node scenarios in $base" >&2
