@@ -11,7 +11,7 @@
 # read-only bind mount of that cgroup (target/bench-node/ro), as the DaemonSet mounts the
 # host's tree: there v1's kernel notifications cannot be registered (cgroup.event_control is
 # not writable), so only the interval's sampling acts.  The reaction is also measured on the
-# writable cgroup directory itself, where the agent registers v1 usage thresholds.  No CPU
+# writable cgroup directory itself, where the agent may register kernel notifications.  No CPU
 # quota: the agent's CPU time and its reaction are what is measured, and a quota would shape
 # both; the load is one agent and one allocator at a time (and 100 sleeping processes).
 #
@@ -262,7 +262,7 @@ case $DEFAULT_IV in 100ms | 1s | 1000ms) ;; *) idle read-only ;; esac
     echo "| cgroup root | interval | runs | misses | median ms | max ms | bound ms (interval + 50) | max within |"
     echo "|---|---|--:|--:|--:|--:|--:|---|"
     awk -v dflt="$DEFAULT_IV" '
-        { key = ($2 == "read-only" ? "read-only mount (as deployed)" : "writable (v1 thresholds)") " | " ($3 == dflt ? "default, " : "") $3 }
+        { key = ($2 == "read-only" ? "read-only mount (as deployed)" : "writable directory") " | " ($3 == dflt ? "default, " : "") $3 }
         $1 == "MISS" { miss[key]++; if (!(key in seen)) { seen[key] = 1; order[n++] = key } }
         $1 == "REACTION" {
             if (!(key in seen)) { seen[key] = 1; order[n++] = key }
