@@ -88,7 +88,7 @@ if [ ! -x "$NODE_BIN" ] && [ -z "${KUBEMEM_NODE_BIN:-}" ]; then
 fi
 [ -x "$NODE_BIN" ] || die "needs kubemem-node at $NODE_BIN"
 if [ ! -x "$API" ] && [ -z "${KUBEMEM_APISERVER_BIN:-}" ]; then
-    tests/apiserver/build.sh >&2 || die "tests/apiserver/build.sh failed"
+    sh tests/apiserver/build.sh >/dev/null || die "tests/apiserver/build.sh failed"
 fi
 [ -x "$API" ] || die "needs the test API server at $API"
 ensure_packages gcc libc6-dev || die "needs $ERR"

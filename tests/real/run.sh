@@ -126,9 +126,9 @@ node_prereqs() {
     fi
     [ -x "$NODE" ] || { NODE_ERR="a kubemem-node binary at $NODE"; return; }
     is_static "$NODE" || { NODE_ERR="$NODE to be statically linked"; return; }
-    if [ ! -x "$APISERVER" ] && [ -z "${KUBEMEM_APISERVER_BIN:-}" ] && [ -x tests/apiserver/build.sh ]; then
+    if [ ! -x "$APISERVER" ] && [ -z "${KUBEMEM_APISERVER_BIN:-}" ] && [ -f tests/apiserver/build.sh ]; then
         echo "building the test API server with tests/apiserver/build.sh" >&2
-        tests/apiserver/build.sh >&2 || { NODE_ERR="the test API server, but tests/apiserver/build.sh failed"; return; }
+        sh tests/apiserver/build.sh >&2 || { NODE_ERR="the test API server, but tests/apiserver/build.sh failed"; return; }
     fi
     [ -x "$APISERVER" ] || { NODE_ERR="the test API server at $APISERVER (tests/apiserver/build.sh)"; return; }
     is_static "$APISERVER" || { NODE_ERR="$APISERVER to be statically linked"; return; }
