@@ -196,11 +196,11 @@ env_v1_node() {
     rm -rf "$work"
     mkdir "$base" || { unavailable v1-node "a child cgroup $base (mkdir failed)"; return; }
     echo "v1: node scenarios in $base" >&2
-    local t0
+    local t0 out=$WORK/v1-node.out
     t0=$(date +%s.%N)
     KM_ENV=v1 NODE_BIN=$NODE API=$APISERVER HOG=$HOG CGV=v1 WORK=$work BASE=$base ROOT_ARG=$base \
-        background "$WORK/v1-node.out" timeout 300 bash "$HERE/node.sh"
-    record v1 <"$WORK/v1-node.out"
+        background "$out" timeout 300 bash "$HERE/node.sh"
+    record v1 <"$out"
     echo "v1: node scenarios $(elapsed "$t0") s"
     cleanup
 }
