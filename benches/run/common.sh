@@ -17,12 +17,6 @@ STEP_KIB=256
 STEP_MS=10
 mkdir -p "$OUT" "$CACHE"
 
-CLEANUPS=()
-cleanup() {
-    local i
-    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[i]}" >/dev/null 2>&1; done
-    CLEANUPS=()
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

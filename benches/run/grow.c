@@ -19,8 +19,11 @@
  * by at most the time the step took to write its memory (reported as touch_us). The SIGTERM
  * handler records the arrival time; the program then writes one line to OUT and exits 143:
  *
- *   reaction_us=N touch_us=N crossed_percent=P.P grown_mib=N rate_mib_s=N
+ *   reaction_us=N touch_us=N crossed_percent=P.P grown_mib=N rate_mib_s=N crossed_at=S.US
  *
+ * crossed_at is the crossing on CLOCK_REALTIME (Unix seconds), for the node agent's benchmark
+ * (benches/node/run.sh): there the reaction ends at the eviction request another process
+ * records, on that clock, and the SIGTERM only tells grow to write its line.
  * reaction_us=none when SIGTERM came before the threshold was reached (kubemem acted on
  * something else). Without a SIGTERM within 5 s of reaching the cap it writes
  * `reaction_us=none error=no SIGTERM` and exits 1.
@@ -142,10 +145,12 @@ int main(int argc, char **argv) {
 
     size_t grown = 0;
     int64_t start = now(), next = start, crossed = -1, touch = 0, deadline = -1;
+    struct timespec began_at, crossed_at = {0, 0};
     uint64_t crossed_used = 0;
     size_t crossed_grown = 0;
     while (!termed) {
         int64_t began = now();
+        clock_gettime(CLOCK_REALTIME, &began_at);
         if (deadline < 0 && grown + step <= limit) {
             for (size_t i = 0; i < step; i += 4096) mem[grown + i] = 1;
             grown += step;
@@ -155,6 +160,7 @@ int main(int argc, char **argv) {
         uint64_t used = usage > inact ? usage - inact : 0;
         if (crossed < 0 && used >= failure) {
             crossed = began;
+            crossed_at = began_at;
             crossed_used = used;
             crossed_grown = grown;
             touch = touched - began;
@@ -176,9 +182,10 @@ int main(int argc, char **argv) {
     else if (crossed < 0)
         fprintf(f, "reaction_us=none error=SIGTERM before %llu%%\n", (unsigned long long)failure_pct);
     else
-        fprintf(f, "reaction_us=%lld touch_us=%lld crossed_percent=%.1f grown_mib=%.1f rate_mib_s=%.0f\n",
+        fprintf(f, "reaction_us=%lld touch_us=%lld crossed_percent=%.1f grown_mib=%.1f rate_mib_s=%.0f crossed_at=%lld.%06ld\n",
                 (long long)((end - crossed) / 1000), (long long)(touch / 1000),
-                100.0 * (double)crossed_used / (double)limit, mib, secs > 0 ? mib / secs : 0.0);
+                100.0 * (double)crossed_used / (double)limit, mib, secs > 0 ? mib / secs : 0.0,
+                (long long)crossed_at.tv_sec, crossed_at.tv_nsec / 1000);
     if (fclose(f) != 0) die("write", out);
     return termed ? 143 : 1;
 }

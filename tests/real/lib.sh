@@ -1,10 +1,22 @@
-# Shared by the real-kernel suite (run.sh) and the kubemem run benchmarks (benches/run/):
-# Debian packages, the qemu VM with cgroup v2, cgroup clean-up.  bash; sourced, not run.
+# Shared by the real-kernel suite (run.sh) and the benchmarks of kubemem run (benches/run/)
+# and kubemem-node (benches/node/): Debian packages, the qemu VM with cgroup v2, our own
+# cgroup v1 memory cgroup, cgroup clean-up.  bash; sourced, not run.
 #
 # Needs CACHE (where downloads are kept).  Functions that can fail return 1 with the reason
 # in ERR, worded as what is missing ("the kernel package ..."); ERR and the variables the
 # functions set are read by the sourcing script.
 # shellcheck disable=SC2034
+
+# ---- clean-up -------------------------------------------------------------------------------
+
+# CLEANUPS: commands (strings, eval'd) that undo what was set up, run last first by cleanup,
+# which the sourcing script's EXIT trap calls (so also on failure and on a signal)
+CLEANUPS=()
+cleanup() {
+    local i
+    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[i]}" >/dev/null 2>&1; done
+    CLEANUPS=()
+}
 
 # ---- packages ------------------------------------------------------------------------------
 
@@ -57,6 +69,14 @@ kill_cgroup() {
         [ -d "$1" ] || return 0
         sleep 0.2
     done
+}
+
+# v1_memory: the v1 memory mount point of this machine (V1_MP) and our own cgroup path in it
+# (V1_OWN); 1 when there is none
+v1_memory() {
+    V1_OWN=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup)
+    V1_MP=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $4 == "/" && ("," $(i+3) ",") ~ /,memory,/) { print $5; exit } }' /proc/self/mountinfo)
+    [ -n "$V1_OWN" ] && [ -n "$V1_MP" ] && [ -f "$V1_MP$V1_OWN/memory.limit_in_bytes" ]
 }
 
 # ---- the cgroup v2 VM ------------------------------------------------------------------------

@@ -6,6 +6,15 @@
 #         without and with a cgroup namespace, and without a limit below a limited parent
 #   vm    cgroup v2 in a qemu VM (TCG) booting the Debian kernel with a busybox initramfs
 #
+# v1 and vm also run the node agent's scenarios (node.sh: kubemem-node against the test API
+# server, tests/apiserver, over cgroup trees laid out as the kubelet lays them out): on v1
+# below a cgroup of our own with KUBECONFIG, in the VM below the v2 root with the in-cluster
+# configuration over TLS.  They need ${KUBEMEM_NODE_BIN:-target/dist/kubemem-node} (built with
+# `KUBEMEM_VARIANTS=node ./build.sh` when the default is missing) and
+# ${KUBEMEM_APISERVER_BIN:-target/<arch>-unknown-linux-musl/release/examples/apiserver} (built
+# with tests/apiserver/build.sh when the default is missing), both static; without them the
+# node scenarios are skipped (v1-node, vm-node), or fail with CI=true.
+#
 # (The Dockerfile's images are built and run by a real Docker engine in tests/image.sh.)
 #
 # Needs root.  Installs what it needs with apt-get (Debian bookworm) and never removes a
@@ -22,6 +31,8 @@ set -u
 export LC_ALL=C
 
 case ${KUBEMEM_BIN:-} in '' | /*) ;; *) KUBEMEM_BIN=$PWD/$KUBEMEM_BIN ;; esac
+case ${KUBEMEM_NODE_BIN:-} in '' | /*) ;; *) KUBEMEM_NODE_BIN=$PWD/$KUBEMEM_NODE_BIN ;; esac
+case ${KUBEMEM_APISERVER_BIN:-} in '' | /*) ;; *) KUBEMEM_APISERVER_BIN=$PWD/$KUBEMEM_APISERVER_BIN ;; esac
 cd "$(dirname "$0")/../.." || exit 2
 TOP=$PWD
 HERE=$TOP/tests/real
@@ -75,7 +86,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 
 # ---- prerequisites -------------------------------------------------------------------------
 
-# ensure_packages, is_static, kill_cgroup, vm_prereqs, vm_root, vm_qemu
+# ensure_packages, is_static, kill_cgroup, v1_memory, vm_prereqs, vm_root, vm_qemu
 # shellcheck source=tests/real/lib.sh
 . "$HERE/lib.sh"
 
@@ -102,14 +113,29 @@ common_prereqs() {
     is_static "$HOG" || { COMMON_ERR="a static hog"; return; }
 }
 
-# ---- cleanup -------------------------------------------------------------------------------
+NODE=${KUBEMEM_NODE_BIN:-$TOP/target/dist/kubemem-node}
+APISERVER=${KUBEMEM_APISERVER_BIN:-$TOP/target/$(uname -m)-unknown-linux-musl/release/examples/apiserver}
 
-CLEANUPS=()
-cleanup() {
-    local i
-    for ((i = ${#CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${CLEANUPS[i]}" >/dev/null 2>&1; done
-    CLEANUPS=()
+# the node scenarios: kubemem-node and the test API server, static (they run in the
+# initramfs too).  Sets NODE_ERR when they cannot run.
+node_prereqs() {
+    NODE_ERR=
+    if [ ! -x "$NODE" ] && [ -z "${KUBEMEM_NODE_BIN:-}" ]; then
+        echo "building kubemem-node with KUBEMEM_VARIANTS=node ./build.sh" >&2
+        KUBEMEM_VARIANTS=node ./build.sh >&2 || { NODE_ERR="kubemem-node, but KUBEMEM_VARIANTS=node ./build.sh failed"; return; }
+    fi
+    [ -x "$NODE" ] || { NODE_ERR="a kubemem-node binary at $NODE"; return; }
+    is_static "$NODE" || { NODE_ERR="$NODE to be statically linked"; return; }
+    if [ ! -x "$APISERVER" ] && [ -z "${KUBEMEM_APISERVER_BIN:-}" ] && [ -f tests/apiserver/build.sh ]; then
+        echo "building the test API server with tests/apiserver/build.sh" >&2
+        sh tests/apiserver/build.sh >&2 || { NODE_ERR="the test API server, but tests/apiserver/build.sh failed"; return; }
+    fi
+    [ -x "$APISERVER" ] || { NODE_ERR="the test API server at $APISERVER (tests/apiserver/build.sh)"; return; }
+    is_static "$APISERVER" || { NODE_ERR="$APISERVER to be statically linked"; return; }
 }
+
+# ---- cleanup (CLEANUPS and cleanup: lib.sh) ---------------------------------------------
+
 trap 'cleanup; rm -f "$RESULTS"' EXIT
 trap 'exit 130' INT TERM
 
@@ -122,13 +148,6 @@ background() {
     local pid=$!
     CLEANUPS+=("kill $pid")
     wait "$pid"
-}
-
-# v1 memory mount point of this machine and our own cgroup path in it
-v1_memory() {
-    V1_OWN=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup)
-    V1_MP=$(awk '{ for (i = 7; $i != "-"; i++); if ($(i+1) == "cgroup" && $4 == "/" && ("," $(i+3) ",") ~ /,memory,/) { print $5; exit } }' /proc/self/mountinfo)
-    [ -n "$V1_OWN" ] && [ -n "$V1_MP" ] && [ -f "$V1_MP$V1_OWN/memory.limit_in_bytes" ]
 }
 
 # make_cache_file PATH: CACHE_MIB MiB written to disk, so that it is not dirty when read
@@ -160,6 +179,29 @@ env_v1() {
         RUN="run run-wakeup run-reclaim" \
         background "$WORK/v1.out" timeout 300 bash -c 'echo $$ >"$CG/cgroup.procs" && exec bash "$1"' - "$HERE/scenarios.sh"
     record v1 <"$WORK/v1.out"
+    cleanup
+    env_v1_node
+}
+
+# the node agent's scenarios on v1: below a cgroup of our own, kubemem-node.PID, which is
+# their --cgroup-root (the kubelet's trees are made in it); node.sh runs outside it
+env_v1_node() {
+    if [ -n "$NODE_ERR" ]; then unavailable v1-node "$NODE_ERR"; return; fi
+    local base=${V1_MP%/}${V1_OWN%/}/kubemem-node.$$ work=$WORK/v1-node
+    # node.sh kills what it started by PID and removes its PID list; a list left behind
+    # (node.sh killed outright) is killed here
+    CLEANUPS+=("kill_cgroup '$base'; [ -f '$work/pids' ] && kill -9 \$(cat '$work/pids')")
+    CLEANUPS+=("umount -l '$work/ro-sd'")
+    umount -l "$work/ro-sd" 2>/dev/null
+    rm -rf "$work"
+    mkdir "$base" || { unavailable v1-node "a child cgroup $base (mkdir failed)"; return; }
+    echo "v1: node scenarios in $base" >&2
+    local t0 out=$WORK/v1-node.out
+    t0=$(date +%s.%N)
+    KM_ENV=v1 NODE_BIN=$NODE API=$APISERVER HOG=$HOG CGV=v1 WORK=$work BASE=$base ROOT_ARG=$base \
+        background "$out" timeout 300 bash "$HERE/node.sh"
+    record v1 <"$out"
+    echo "v1: node scenarios $(elapsed "$t0") s"
     cleanup
 }
 
@@ -276,24 +318,41 @@ env_vm() {
     cp "$HERE/scenarios.sh" "$root/scenarios.sh"
     cp "$HERE/vm-init.sh" "$root/init" && chmod +x "$root/init"
     printf 'LIMIT=%s\nANC_LIMIT=%s\nNS_LIMIT=%s\nCACHE_MIB=%s\n' "$LIMIT" "$ANC_LIMIT" "$NS_LIMIT" "$CACHE_MIB" >"$root/vm.conf"
+    # the node scenarios (node.sh) when their binaries are there: the init runs them when it
+    # finds /node.sh
+    local runs=5
+    if [ -n "$NODE_ERR" ]; then
+        unavailable vm-node "$NODE_ERR"
+    else
+        cp "$NODE" "$root/kubemem-node"; cp "$APISERVER" "$root/apiserver"; cp "$HERE/node.sh" "$root/node.sh"
+        runs=6
+    fi
     (cd "$root" && find . | cpio -o -H newc --quiet) >"$WORK/vm/initrd.cpio" || { unavailable vm "cpio to build the initramfs"; return; }
     local t0 secs
     t0=$(date +%s.%N)
     vm_qemu "$WORK/vm/initrd.cpio"
-    background "$WORK/vm.console" timeout 120 "${VM_QEMU[@]}"
+    # 120 s for the kubemem scenarios, 240 more for the node scenarios
+    background "$WORK/vm.console" timeout 360 "${VM_QEMU[@]}"
     secs=$(elapsed "$t0")
-    record vm 5 <"$WORK/vm.console"
+    record vm "$runs" <"$WORK/vm.console"
     grep -q '^GUEST done' <(tr -d '\r' <"$WORK/vm.console") ||
         { echo "vm console (last lines):"; tail -20 "$WORK/vm.console"; } >&2
-    echo "vm: boot to poweroff $secs s (qemu TCG)"
+    # the node scenarios' own time (guest uptime at their start and end) is not the probe's
+    local node_secs
+    node_secs=$(tr -d '\r' <"$WORK/vm.console" | awk '
+        /GUEST node start at uptime/ { a = $(NF - 1) } /GUEST node done at uptime/ { b = $(NF - 1) }
+        END { printf "%.1f", (a != "" && b != "") ? b - a : 0 }')
+    echo "vm: boot to poweroff $secs s (qemu TCG), of which the node scenarios $node_secs s"
+    secs=$(awk -v s="$secs" -v n="$node_secs" 'BEGIN { printf "%.1f", s - n }')
     if awk -v s="$secs" 'BEGIN { exit !(s >= 60) }'; then
-        echo "FAIL vm/time: expected boot, all scenarios and poweroff in under 60 s, it took $secs s" | tee -a "$RESULTS"
+        echo "FAIL vm/time: expected boot, all kubemem scenarios and poweroff in under 60 s, it took $secs s (without the node scenarios)" | tee -a "$RESULTS"
     fi
 }
 
 # ---- main --------------------------------------------------------------------------------
 
 common_prereqs
+[ -n "$COMMON_ERR" ] || node_prereqs
 for e in $ENVS; do
     if [ -n "$COMMON_ERR" ]; then unavailable "$e" "$COMMON_ERR"; continue; fi
     "env_$e"

@@ -1,6 +1,7 @@
 #!/bin/sh
 # /init of the cgroup v2 test VM (busybox initramfs built by run.sh).  Sets up cgroup v2 and
-# runs scenarios.sh in five layouts; results go to the serial console, then it powers off.
+# runs scenarios.sh in five layouts, and node.sh (the node agent's scenarios) when run.sh put
+# it in; results go to the serial console, then it powers off.
 # shellcheck disable=SC1091 # PATH and the mounts, written by vm_root (tests/real/lib.sh)
 . /mounts.sh
 echo "GUEST init at uptime $(cut -d' ' -f1 /proc/uptime) s"
@@ -40,6 +41,16 @@ KM_ENV=vm-cgns ANC_CHILD='' ANC_DIR=$C ANC_LIMIT=$NS_LIMIT CG=$C/child \
 # 4. a cgroup namespace without a fresh mount: the inherited mount's root is "/.."
 KM_ENV=vm-cgns-nomount CG=$C/km \
     sh -c 'echo $$ >/sys/fs/cgroup/km/cgroup.procs && exec /cgns sh /scenarios.sh no-mount'
+
+# the node agent against the test API server, below the v2 root, with the in-cluster
+# configuration (TLS over loopback); before 5, whose remount changes memory.events for all
+if [ -f /node.sh ]; then
+    ip link set lo up || echo "GUEST ip link set lo up failed"
+    echo "GUEST node start at uptime $(cut -d' ' -f1 /proc/uptime) s"
+    KM_ENV=vm NODE_BIN=/kubemem-node API=/apiserver CGV=v2 WORK=/tmp/node BASE=$C ROOT_ARG='' \
+        IN_CLUSTER=1 SLOW=4 sh /node.sh
+    echo "GUEST node done at uptime $(cut -d' ' -f1 /proc/uptime) s"
+fi
 
 # 5. PSI alone: memory.events counts local events only (memory_localevents, a flag of the
 #    whole hierarchy, so this comes last), kubemem runs in kmpsi/sup below the limited kmpsi
