@@ -5,8 +5,9 @@
 # build that ./build.sh leaves in target/dist/ (KUBEMEM_BIN points the Rust suites at it).
 #
 # 1. clippy and rustfmt, so the code stays reviewable; benches and fuzz targets compile;
-# 2. the release builds (kubemem and kubemem-evict, static musl, under their size ceilings)
-#    and a run of each here;
+# 2. the release builds (kubemem, kubemem-evict and kubemem-node, static musl, under their
+#    size ceilings) and a run of each here; the node agent's unit tests; the test Kubernetes
+#    API server (tests/apiserver, a static binary the node scenarios run) and its self-test;
 # 3. cargo test against them: unit tests of every parser, the CLI suite over fixture trees,
 #    kubemem run with real processes, the probe on this machine's own cgroup, the allocation
 #    check, the fuzz seeds replayed; then again with the evict feature against
@@ -15,11 +16,12 @@
 #    which stays possible and so stays tested;
 # 4. their budgets (system calls, peak RSS, instructions: tests/budgets.sh); and one short
 #    run of each benchmark script (exec; kubemem run's reaction time and idle cost, as root),
-#    so that they keep working;
+#    so that they keep working, and the node agent's (reaction and idle cost, QUICK);
 # 5. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
 #    deploy/ and README.md (tests/deploy.sh); the image itself, both Dockerfile targets built
 #    with the legacy builder and BuildKit and run by a real Docker engine (tests/image.sh);
-# 6. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM);
+# 6. the real-kernel suites (cgroup v1 here, runc containers, cgroup v2 in a VM), the node
+#    agent's scenarios among them (v1 here, v2 in the VM, against the test API server);
 # 7. every fuzz target for FUZZ_SECONDS (default 60) each (fuzz/seed.sh).
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -32,23 +34,30 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features evict -- -D warnings
+cargo clippy --locked --all-targets --features node -- -D warnings
 
 step "benchmarks and fuzz targets compile"
 cargo bench --locked --no-run
 cargo check --quiet --manifest-path fuzz/Cargo.toml
 
-step "release builds (static musl, under their size ceilings)"
+step "release builds (static musl, under their size ceilings) and the test API server"
 ./build.sh
+tests/apiserver/build.sh
 
 step "release binaries on this machine's own cgroup"
 target/dist/kubemem --verbose
 target/dist/kubemem-evict --verbose --evict
+target/dist/kubemem-node --version
 
 step "cargo test, the binary suites against target/dist/kubemem"
 KUBEMEM_BIN=$PWD/target/dist/kubemem cargo test --locked
 
 step "cargo test --features evict against target/dist/kubemem-evict (and --evict against a TLS API server)"
 KUBEMEM_BIN=$PWD/target/dist/kubemem-evict cargo test --locked --features evict
+
+step "kubemem-node's unit tests; the test API server's self-test (curl, plain and TLS)"
+cargo test --locked --features node --bin kubemem-node
+APISERVER=$PWD/target/$(uname -m)-unknown-linux-musl/release/examples/apiserver tests/apiserver/selftest.sh
 
 step "a static glibc build (KUBEMEM_TARGET): the CLI, host and run suites against it"
 KUBEMEM_TARGET=$(uname -m)-unknown-linux-gnu KUBEMEM_VARIANTS=default KUBEMEM_DIST=target/dist-glibc ./build.sh
@@ -67,6 +76,7 @@ step "kubemem run benchmark scripts run (timings not asserted; every run must en
 if [ "$(id -u)" = 0 ]; then
     RUNS=2 benches/run/reaction.sh all
     benches/run/idle.sh all 2
+    QUICK=1 benches/node/run.sh
 elif [ "${CI:-}" = true ]; then
     echo "FAIL: the kubemem run benchmarks need root (with CI=true a missing prerequisite fails)"
     exit 1

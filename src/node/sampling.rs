@@ -123,7 +123,7 @@ struct Pod {
     cmd: PodCmd,
     evicted: bool,
     containers: BTreeMap<String, Container>,
-    /// The conditions already reported for this pod (the text of their lines).
+    /// The conditions met since the pod was last watched (only the first was said).
     reported: HashSet<String>,
 }
 
@@ -447,9 +447,13 @@ fn key(cmd: &PodCmd, container: &str) -> (String, String, String) {
     )
 }
 
-/// One `event=error` line per pod and condition.
+/// One `event=error` line per pod until it is watched again. A cgroup on its way out goes
+/// through several states between two samples (a file that reads ENODEV, a directory without
+/// its files, no directory: seen on cgroup v2), and each would otherwise be a line of its own;
+/// every condition is still remembered.
 fn report(pod: &mut Pod, container: &str, text: String) {
-    if pod.reported.insert(text.clone()) {
+    let first = pod.reported.is_empty();
+    if pod.reported.insert(text.clone()) && first {
         Line::new("error", "error")
             .pod(&pod.cmd.namespace, &pod.cmd.name)
             .str("container", container)
