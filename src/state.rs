@@ -12,14 +12,13 @@
 //!
 //! Layout, little-endian `u64`s: magic, boot time (ms of `CLOCK_REALTIME` at boot), cgroup
 //! inode, last sample (ms of `CLOCK_BOOTTIME`), number of points, [`POINTS`] × (time, low),
-//! FNV-1a of everything before it.
+//! FNV-1a (over words) of everything before it.
 
 use core::ffi::CStr;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::time::{clock_gettime, ClockId};
 
 use crate::trend::{Point, Trend, POINTS};
 
@@ -44,16 +43,13 @@ pub struct Owner {
 }
 
 /// Now on `CLOCK_BOOTTIME` (which counts suspend, unlike the monotonic clock), and the
-/// owner's boot time, in ms. Both clocks are read through the vDSO: no system call.
+/// owner's boot time, in ms. Both clocks are read in the vDSO: no system call.
 pub fn now() -> (u64, u64) {
-    let ms = |id| {
-        let t = clock_gettime(id);
-        (t.tv_sec as u64)
-            .saturating_mul(1000)
-            .saturating_add(t.tv_nsec as u64 / 1_000_000)
-    };
-    let boottime = ms(ClockId::Boottime);
-    (boottime, ms(ClockId::Realtime).saturating_sub(boottime))
+    let boottime = crate::sys::clock_ms(crate::sys::BOOTTIME);
+    (
+        boottime,
+        crate::sys::clock_ms(crate::sys::REALTIME).saturating_sub(boottime),
+    )
 }
 
 /// The trend in `bytes` if it is `owner`'s, at most a window old at `now`, and whole.
@@ -98,10 +94,13 @@ pub fn encode(trend: &Trend, owner: Owner, out: &mut [u8; SIZE]) {
     out[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// FNV-1a, 64 bits: enough to tell a torn or foreign file from ours (not an adversary's).
+/// FNV-1a over the 64-bit words (not bytes: a ninth of the instructions, twice per run):
+/// enough to tell a torn or foreign file from ours, not meant against an adversary.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    bytes.chunks(8).fold(0xcbf2_9ce4_8422_2325, |h, w| {
+        let mut word = [0u8; 8];
+        word[..w.len()].copy_from_slice(w);
+        (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
