@@ -90,6 +90,12 @@ pub fn encode(trend: &Trend, owner: Owner, out: &mut [u8; SIZE]) {
         put(6 + 2 * i, p.low);
     }
     out[..8].copy_from_slice(&MAGIC);
+    seal(out);
+}
+
+/// Writes the checksum of the rest into the last word.
+#[doc(hidden)]
+pub fn seal(out: &mut [u8; SIZE]) {
     let sum = fnv1a(&out[..SIZE - 8]);
     out[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
 }
@@ -217,14 +223,12 @@ mod tests {
         // Another layout version, with a valid checksum.
         let mut v = b;
         v[7] = 2;
-        let sum = fnv1a(&v[..SIZE - 8]);
-        v[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
+        seal(&mut v);
         assert_eq!(d(&v, OWNER, 17_000), None);
         // A point count beyond the array, with a valid checksum.
         let mut n = b;
         n[32..40].copy_from_slice(&(POINTS as u64 + 1).to_le_bytes());
-        let sum = fnv1a(&n[..SIZE - 8]);
-        n[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
+        seal(&mut n);
         assert_eq!(d(&n, OWNER, 17_000), None);
     }
 
