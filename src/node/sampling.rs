@@ -144,8 +144,9 @@ struct Container {
     warned: bool,
     /// `event=no-limit` was logged for the current state.
     no_limit: bool,
-    /// The working set's recent samples (fixed size), for the lead and `eta`.
-    trend: Trend,
+    /// The working set's recent samples, for the lead and `eta`. Boxed: 560 bytes inline
+    /// would make every pod's one-container BTreeMap leaf (11 slots) 6 KiB.
+    trend: Box<Trend>,
     /// The lead said to evict at the last sample.
     due: bool,
     /// The cgroup's OOM-kill count at the last sample; `None` before the first read (the
@@ -161,7 +162,7 @@ impl Container {
             fired: false,
             warned: false,
             no_limit: false,
-            trend: Trend::new(lead.map_or(0, |l| l.ms)),
+            trend: Box::new(Trend::new(lead.map_or(0, |l| l.ms))),
             due: false,
             oom_kills: None,
         }
@@ -868,7 +869,7 @@ mod tests {
         }
         assert!(!t.pods[UID].containers["app"].trend.points().is_empty());
         with(&mut t, &root, 99, Some((20_000, "20s")));
-        let trend = t.pods[UID].containers["app"].trend;
+        let trend = *t.pods[UID].containers["app"].trend;
         assert!(trend.points().is_empty());
         assert_eq!(trend.window(), 20_000);
         fs::remove_dir_all(root).unwrap();
