@@ -583,7 +583,8 @@ value() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
 
 # kubemem.io/lead: a container leaking at 32 MiB/s into 224 MiB (full in 7 s), with
 # kubemem.io/failure 99, is evicted by the lead, far below 99%: its evict line says eta= (at
-# most the lead and one interval: rounded down, 3.1) and lead=3s, and so does the Event.
+# most the lead and 1.25 intervals of 100 ms: rounded down, 3.1) and lead=3s, and so does the
+# Event.
 # The leak stops at 200 MiB (89%), so without the lead nothing would evict it.
 sc_lead() {
     new_pod leak-lead cgfs Burstable
