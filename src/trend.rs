@@ -8,13 +8,18 @@
 //! - **Floors**: the samples' span is cut into three equal thirds by time, and each third's
 //!   floor is its lowest working set. Memory that a garbage collector frees, a one-off spike
 //!   and page cache that comes and goes all sit above the floor; a leak raises it.
-//! - **Rate**: only when the floors rise twice (`f1 < f2 < f3`), the slower of the two rises,
-//!   each over the time between its floors. A sawtooth whose period is shorter than two
-//!   thirds of the span always has a drop in the second or the last third, so one of the
-//!   rises is not one; a single step (a start-up, a cache filled once) rises once, not twice.
-//!   A steady leak rises twice by the same rate, which is exact.
+//! - **Growth**: only when the floors rise twice (`f1 < f2 < f3`) and each third's median
+//!   rises by at least half as much as its floor. A sawtooth whose period is shorter than two
+//!   thirds of the span has a drop in the second or the last third, so one of the rises is
+//!   not one, or its median stays where the peak's third left it; a single step (a start-up,
+//!   a cache filled once) rises once, not twice.
+//! - **Still growing**: the newest sample has risen since the start of the last third, and
+//!   since the start of that third's second half, at least half as fast as the floors did;
+//!   a start-up ramp that has ended rose twice, and stopped.
+//! - **Rate**: when the two rises agree within a factor of three, from the first floor to
+//!   the last, two thirds apart. A steady leak is exact.
 //! - **Minimum data**: at least one sample in each third, over a span of at least two thirds
-//!   of the window (4 s for the 6 s minimum): a start-up ramp is not a trend yet.
+//!   of the window less a sixteenth (3,625 ms for the 6 s minimum).
 //!
 //! Pure arithmetic on a fixed array: no allocation, no clock (the caller passes times in
 //! milliseconds of a clock of its choice), no floating point.
@@ -43,6 +48,8 @@ pub struct Trend {
     len: usize,
     /// The latest sample's time: the end of the window.
     last: Option<u64>,
+    /// When the newest point took its first sample (its `at` is its lowest one's).
+    opened: u64,
     window: u64,
 }
 
@@ -53,6 +60,7 @@ impl Trend {
             points: [Point { at: 0, low: 0 }; POINTS],
             len: 0,
             last: None,
+            opened: 0,
             window: if lead_ms > MIN_WINDOW_MS {
                 lead_ms
             } else {
@@ -89,6 +97,7 @@ impl Trend {
         t.points[..points.len()].copy_from_slice(points);
         t.len = points.len();
         t.last = Some(last);
+        t.opened = points.last().map_or(0, |p| p.at);
         Some(t)
     }
 
@@ -110,15 +119,19 @@ impl Trend {
         let old = self.points().iter().take_while(|p| p.at < from).count();
         self.points.copy_within(old..self.len, 0);
         self.len -= old;
-        // Samples closer than W/24 share a point (its lowest): at 100 ms and more, the window
-        // keeps its resolution and the array its bound.
+        // Samples less than W/24 after a point's first share it (its lowest, the earliest of
+        // equals): at 100 ms and more, the window keeps its resolution and the array its
+        // bound. Counted from the first sample, so that a flat line is a point every W/24,
+        // not one point that moves with the newest sample.
+        let opened = self.opened;
         match self.len.checked_sub(1).map(|i| &mut self.points[i]) {
-            Some(p) if at - p.at < self.window / 24 => {
-                if used <= p.low {
+            Some(p) if at - opened < self.window / 24 => {
+                if used < p.low {
                     *p = Point { at, low: used };
                 }
             }
             _ => {
+                self.opened = at;
                 if self.len == POINTS {
                     self.points.copy_within(1.., 0);
                     self.len -= 1;
@@ -178,17 +191,36 @@ impl Trend {
         if !(rises(m1, m2, f2.low - f1.low) && rises(m2, m3, f3.low - f2.low)) {
             return None;
         }
-        // Each floor lies in a later third than the one before: the times differ.
-        let a = (f2.low - f1.low, f2.at - f1.at);
-        let b = (f3.low - f2.low, f3.at - f2.at);
-        // The slower rise: a.0/a.1 <= b.0/b.1, compared without dividing.
-        Some(
-            if u128::from(a.0) * u128::from(b.1) <= u128::from(b.0) * u128::from(a.1) {
-                a
-            } else {
-                b
-            },
-        )
+        // The two rises must agree within a factor of three: a rise of ripple after one of a
+        // start-up (a probe's thirds of a sawtooth: 147 MiB, then 0.04) is not a trend.
+        let (a, b) = (
+            (f2.low - f1.low, f2.at - f1.at),
+            (f3.low - f2.low, f3.at - f2.at),
+        );
+        let (ra, rb) = (
+            u128::from(a.0) * u128::from(b.1),
+            u128::from(b.0) * u128::from(a.1),
+        );
+        if ra > rb * 3 || rb > ra * 3 {
+            return None;
+        }
+        let rise = (f3.low - f1.low, f3.at - f1.at);
+        let newest = pts[pts.len() - 1];
+        // Still growing: the newest point has risen, at least half as fast as the floors
+        // did, since the start of the last third and since the start of its second half (the
+        // last sixth). A start-up ramp that ended rose twice, and stopped: measured on 94%
+        // reached over 3 s, the floors alone made it due 3 to 4 s after the ramp ended, and
+        // half a second after when the newest sample was a page below the level reached.
+        let start = |from: u64| pts.iter().find(|p| p.at >= from).copied();
+        for since in [start(b2)?, start(b2 + span / 6)?] {
+            let risen = u128::from(newest.low.saturating_sub(since.low)) * u128::from(rise.1) * 2;
+            if risen < u128::from(rise.0) * u128::from(newest.at - since.at) {
+                return None;
+            }
+        }
+        // The rate over both rises: the floors two thirds apart, so a page counter's ripple
+        // (some 200 KiB either way) weighs half what it would on one rise.
+        Some(rise)
     }
 }
 
@@ -335,6 +367,22 @@ mod tests {
         let step = |t: u64| if t < 5000 { LIMIT / 10 } else { LIMIT / 10 * 9 };
         assert_eq!(first_due(3000, 100, 60_000, step), None);
         assert_eq!(first_due(3000, 1000, 60_000, step), None);
+    }
+
+    #[test]
+    fn a_ramp_that_ended_or_a_dip_is_not_a_trend() {
+        // 94% reached over 3 s, then flat (a start-up), exactly or a page lower at times.
+        for lead in [3000, 5000, 10_000] {
+            for step in [100, 1000] {
+                let ramp = |t: u64| (LIMIT / 100 * 94 * t.min(3000) / 3000) - (t % 3) * 4096;
+                assert_eq!(first_due(lead, step, 60_000, ramp), None, "{lead} {step}");
+            }
+        }
+        // Flat at 94% with one 100 ms dip of 1 MiB, at every phase of the thirds.
+        for dip in (3000..9000).step_by(300) {
+            let flat = |t: u64| LIMIT / 100 * 94 - if t == dip { MIB } else { 0 };
+            assert_eq!(first_due(10_000, 100, 30_000, flat), None, "dip at {dip}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ fn the_shipped_estimator_on_real_traces() {
     let names: Vec<&str> = traces.iter().map(|t| t.name.as_str()).collect();
     for want in [
         "leak-2", "leak-8", "leak-32", "flat-94", "step-70", "saw-1000", "saw-2000", "saw-2500",
-        "spike", "cache",
+        "spike", "cache", "ramp-94",
     ] {
         assert!(names.contains(&want), "no trace {want}: {names:?}");
     }
