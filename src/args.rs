@@ -92,6 +92,15 @@ Options:
                                replacing what was there (Kubernetes shows it as the
                                restarted container's last state: /dev/termination-log);
                                run: when it sends --signal and SIGKILL
+      --lead <DURATION>        also fail (run: send --signal) when the working set,
+                               at its recent rate of growth, would reach the limit
+                               within DURATION (the shutdown the application needs);
+                               the failure threshold still applies. The probe needs
+                               --state
+      --state <FILE>           the probe's samples between runs: a small file on a
+                               tmpfs (/dev/shm, a memory emptyDir), created if
+                               missing; one per probe. Lines then say eta=<seconds>
+                               while the working set grows
   -v, --verbose                log a line on every run, also when healthy (run:
                                also when usage falls back below a threshold)
 ",
@@ -138,6 +147,10 @@ pub struct Args {
     pub verbose: bool,
     pub annotations: Option<CString>,
     pub termination_log: Option<CString>,
+    /// `--lead`: milliseconds, and the value as given.
+    pub lead: Option<(u64, Vec<u8>)>,
+    /// `--state` (the probe only).
+    pub state: Option<CString>,
     /// `--evict`: evict the pod at the failure threshold (probe only).
     #[cfg(feature = "evict")]
     pub evict: Option<crate::evict::Options>,
@@ -213,6 +226,11 @@ impl Args {
             verbose: self.verbose,
             annotations: self.annotations.as_deref(),
             termination_log: self.termination_log.as_deref(),
+            lead: self
+                .lead
+                .as_ref()
+                .map(|(ms, text)| crate::Lead { ms: *ms, text }),
+            state: self.state.as_deref(),
             out,
             err,
         }
@@ -234,6 +252,8 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
         verbose: false,
         annotations: None,
         termination_log: None,
+        lead: None,
+        state: None,
         #[cfg(feature = "evict")]
         evict: None,
     };
@@ -263,6 +283,15 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
             Arg::Long("termination-log") => {
                 args.termination_log = Some(c_path("--termination-log", value(&mut p)?)?)
             }
+            Arg::Long("lead") => {
+                let text = value(&mut p)?;
+                let ms = number("--lead", text.clone(), parse_duration, &DURATION)?;
+                if ms == 0 {
+                    return Err(UsageError::new(&[b"--lead: must be above 0"]));
+                }
+                args.lead = Some((ms, text.into_vec()));
+            }
+            Arg::Long("state") => args.state = Some(c_path("--state", value(&mut p)?)?),
             Arg::Long("usage") => {
                 args.usage = choice(
                     "--usage",
@@ -380,6 +409,19 @@ pub fn parse(mut p: Parser) -> Result<Parsed, UsageError> {
     }
     #[cfg(feature = "evict")]
     evict_options(&mut args, evict_timeout, run.is_some())?;
+    match (&run, &args.lead, &args.state) {
+        (Some(_), _, Some(_)) => {
+            return Err(UsageError::new(&[
+                b"--state is an option of the probe (kubemem run keeps its samples in memory)",
+            ]))
+        }
+        (None, Some(_), None) => {
+            return Err(UsageError::new(&[
+                b"--lead needs --state FILE: the probe keeps its samples there between runs",
+            ]))
+        }
+        _ => {}
+    }
     match (args.warning, args.failure) {
         (Threshold::Percent(w), Threshold::Percent(f)) if w > f => {}
         (Threshold::Bytes(w), Threshold::Bytes(f)) if w > f => {}

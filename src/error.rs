@@ -49,6 +49,10 @@ pub enum File {
     LimitInBytes,
     /// `memory.stat` (both versions)
     Stat,
+    /// v2 `memory.events`: the OOM history
+    Events,
+    /// v1 `memory.oom_control`: the OOM history
+    OomControl,
     /// The `--cgroup` directory itself (neither version's files found).
     CgroupDir,
 }
@@ -66,6 +70,8 @@ impl File {
             File::UsageInBytes => "memory.usage_in_bytes",
             File::LimitInBytes => "memory.limit_in_bytes",
             File::Stat => "memory.stat",
+            File::Events => "memory.events",
+            File::OomControl => "memory.oom_control",
             File::CgroupDir => "",
         }
     }

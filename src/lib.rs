@@ -38,8 +38,10 @@ pub mod parse;
 pub mod path;
 pub mod read;
 pub mod report;
+pub mod state;
 pub mod supervise;
 pub mod sys;
+pub mod trend;
 pub mod wakeup;
 
 use core::ffi::CStr;
@@ -67,6 +69,13 @@ pub enum OnError {
     Pass,
 }
 
+/// `--lead DURATION`: its milliseconds, and the text as given (lines print it as given).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lead<'a> {
+    pub ms: u64,
+    pub text: &'a [u8],
+}
+
 /// Everything one probe run needs. Borrowed from the parsed arguments, so building it
 /// allocates nothing.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +95,10 @@ pub struct Config<'a> {
     pub annotations: Option<&'a CStr>,
     /// `--termination-log`: where the line of a failed probe also goes.
     pub termination_log: Option<&'a CStr>,
+    /// `--lead`: act when the limit is this close at the working set's recent rate.
+    pub lead: Option<Lead<'a>>,
+    /// `--state`: the probe's samples between runs (see [`state`]).
+    pub state: Option<&'a CStr>,
     /// Where verdict lines go (standard output in the binary).
     pub out: BorrowedFd<'a>,
     /// Where error lines go (standard error in the binary).
@@ -105,15 +118,35 @@ pub fn run(cfg: &Config<'_>) -> Exit {
         None => locate::locate(cfg.root, &mut loc),
     };
     // Raw usage is an upper bound of the working set: when it is below both thresholds the
-    // verdict is already "ok", and memory.stat is only worth reading for a line.
+    // verdict is already "ok", and memory.stat is only worth reading for a line. The trend
+    // (--state) needs the working set of every run.
     let needs_stat = |raw: u64, limit: u64| {
-        cfg.verbose || cfg.warning.reached(raw, limit) || cfg.failure.reached(raw, limit)
+        cfg.verbose
+            || cfg.state.is_some()
+            || cfg.warning.reached(raw, limit)
+            || cfg.failure.reached(raw, limit)
     };
     match located.and_then(|()| measure::measure(cfg.root, &loc, cfg.usage, needs_stat)) {
         Ok(sample) => {
-            let level = decide::decide(sample.used, sample.limit, cfg.warning, cfg.failure);
+            let mut level = decide::decide(sample.used, sample.limit, cfg.warning, cfg.failure);
+            let eta = match cfg.state {
+                None => None,
+                Some(path) => match tracked(cfg, path, &loc, &sample) {
+                    Ok((eta, due)) => {
+                        if due {
+                            level = Level::Failure;
+                        }
+                        eta
+                    }
+                    Err(exit) => return exit,
+                },
+            };
             if level != Level::Ok || cfg.verbose {
-                let line = report::verdict(cfg, &loc, &sample, level);
+                let outlook = report::Outlook {
+                    eta_ms: eta,
+                    oom_kills: measure::oom_events(&loc).map_or(0, |e| e.oom_kill),
+                };
+                let line = report::verdict(cfg, &loc, &sample, level, &outlook);
                 report::emit(cfg, &line, level);
                 if level == Level::Failure {
                     report::terminate(cfg, &line);
@@ -128,14 +161,60 @@ pub fn run(cfg: &Config<'_>) -> Exit {
     }
 }
 
+/// The probe's trend through its state file: the time left (ms) at the recent rate, and
+/// whether the lead says to fail now: the limit is within the lead, or would be by the next
+/// run (as far off as the last one was). A state file that cannot be opened or written is an
+/// error line and `--on-error`'s exit (the lead could never act); what is in it never is.
+#[cold]
+#[inline(never)]
+fn tracked(
+    cfg: &Config<'_>,
+    path: &CStr,
+    loc: &locate::Location,
+    sample: &measure::Sample,
+) -> Result<(Option<u64>, bool), Exit> {
+    let fail = |e| Err(cannot_track(cfg, path, e));
+    let (now, boot) = state::now();
+    let mut name = path::CPath::new();
+    let cgroup = loc
+        .dir
+        .file(loc.dir.len(), error::File::Stat.name(), &mut name)
+        .map(|p| rustix::fs::stat(p).map(|st| st.st_ino));
+    let cgroup = match cgroup {
+        Some(Ok(ino)) => ino,
+        // Measured a moment ago; gone now: the same as an unknown cgroup.
+        _ => 0,
+    };
+    let owner = state::Owner { boot, cgroup };
+    let lead_ms = cfg.lead.map_or(0, |l| l.ms);
+    match state::track(path, owner, lead_ms, now, sample.used) {
+        Ok((trend, gap)) => {
+            let eta = trend.eta(sample.used, sample.limit);
+            let due = cfg
+                .lead
+                .is_some_and(|l| trend::due(eta, l.ms, gap.unwrap_or(0)));
+            Ok((eta, due))
+        }
+        Err(e) => fail(e),
+    }
+}
+
+fn cannot_track(cfg: &Config<'_>, path: &CStr, e: state::Failed) -> Exit {
+    on_error(cfg, &report::state_error(cfg, path, e))
+}
+
 /// Memory cannot be measured: the error line, and per `--on-error` exit 2 (the line also
 /// going to the termination log) or 0. Shared by the probe and `kubemem run`'s start.
 pub(crate) fn cannot_measure(cfg: &Config<'_>, loc: &locate::Location, e: error::Error) -> Exit {
-    let line = report::error(cfg, loc, e);
-    report::emit_error(cfg, &line);
+    on_error(cfg, &report::error(cfg, loc, e))
+}
+
+/// The error `line`, and `--on-error`'s exit.
+fn on_error(cfg: &Config<'_>, line: &report::Line) -> Exit {
+    report::emit_error(cfg, line);
     match cfg.on_error {
         OnError::Fail => {
-            report::terminate(cfg, &line);
+            report::terminate(cfg, line);
             Exit::CannotMeasure
         }
         OnError::Pass => Exit::Ok,

@@ -21,7 +21,9 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use crate::error::{Error, Fault, File};
 use crate::locate::{proc_path, Location, Version};
-use crate::parse::{parse_max, parse_memtotal, parse_stat, parse_u64, Stat};
+use crate::parse::{
+    parse_max, parse_memtotal, parse_oom_events, parse_stat, parse_u64, OomEvents, Stat,
+};
 use crate::path::CPath;
 use crate::read;
 use crate::sys::Buf;
@@ -83,6 +85,30 @@ const VALUE_BUF: usize = 32;
 const STAT_BUF: usize = 8 << 10;
 /// `/proc/meminfo`: about 1.5 KiB (some 55 lines of ~28 bytes).
 const MEMINFO_BUF: usize = 8 << 10;
+
+/// `memory.events` (6 short lines, about 80 bytes) or `memory.oom_control` (3 lines).
+const EVENTS_BUF: usize = 512;
+
+/// The file holding a cgroup version's OOM history.
+const fn events_file(version: Version) -> File {
+    match version {
+        Version::V2 => File::Events,
+        Version::V1 => File::OomControl,
+    }
+}
+
+/// The kernel's OOM history of our own cgroup (`loc.dir`): v2 `memory.events` (which
+/// counts the cgroup's descendants too), v1 `memory.oom_control` (the kills of tasks in
+/// this cgroup). Informational: `None` when it cannot be read or parsed, never an error
+/// that fails the probe (v1 kernels before 4.13 have no `oom_kill`; it reads 0).
+pub fn oom_events(loc: &Location) -> Option<OomEvents> {
+    let mut name = CPath::new();
+    let mut buf = Buf::<EVENTS_BUF>::new();
+    let path = loc
+        .dir
+        .file(loc.dir.len(), events_file(loc.version).name(), &mut name)?;
+    parse_oom_events(read::read_file(path, &mut buf).ok()?).ok()
+}
 
 /// The cgroup carrying the effective limit, resolved once.
 #[derive(Clone, Copy, Debug)]
@@ -230,6 +256,8 @@ pub struct Sampler {
     limit_fd: Option<OwnedFd>,
     /// `None` when the cgroup has no `memory.stat`.
     stat_fd: Option<OwnedFd>,
+    /// Our own cgroup's OOM history (see [`oom_events`]); `None` when it cannot be opened.
+    events_fd: Option<OwnedFd>,
 }
 
 impl Sampler {
@@ -249,6 +277,7 @@ impl Sampler {
             usage_fd: open_in(loc, usage_file, c.at, &mut name)?,
             limit_fd: if_exists(open_in(loc, limit_file, c.at, &mut name))?,
             stat_fd: if_exists(open_in(loc, File::Stat, c.at, &mut name))?,
+            events_fd: open_in(loc, events_file(loc.version), loc.dir.len(), &mut name).ok(),
         })
     }
 
@@ -295,6 +324,13 @@ impl Sampler {
             Some(s) => Ok(Some(s)),
             None => self.stat(&mut stat_buf),
         })
+    }
+
+    /// Our own cgroup's OOM history, re-read (`None` when it cannot be read).
+    pub fn oom_events(&self) -> Option<OomEvents> {
+        let mut buf = Buf::<EVENTS_BUF>::new();
+        let text = read::reread(self.events_fd.as_ref()?, &mut buf).ok()?;
+        parse_oom_events(text).ok()
     }
 
     /// The measured cgroup's usage file (v1 threshold notifications name it).

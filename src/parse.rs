@@ -87,13 +87,7 @@ pub struct Stat {
 /// any line without a space is an error.
 pub fn parse_stat(b: &[u8]) -> Result<Stat, (Option<StatKey>, Malformed)> {
     let mut stat = Stat::default();
-    let mut rest = b;
-    while !rest.is_empty() {
-        let (line, next) = match memchr(b'\n', rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
+    for line in lines(b) {
         let sp = memchr(b' ', line).ok_or((None, Malformed::StatLine))?;
         let (key, value) = (&line[..sp], &line[sp + 1..]);
         let (slot, which) = match key {
@@ -112,15 +106,60 @@ pub fn parse_stat(b: &[u8]) -> Result<Stat, (Option<StatKey>, Malformed)> {
     Ok(stat)
 }
 
-/// Parses `MemTotal:` from `/proc/meminfo` and returns it in bytes.
-pub fn parse_memtotal(b: &[u8]) -> Result<u64, Malformed> {
+/// The kernel's OOM history of a cgroup, from v2 `memory.events` or v1 `memory.oom_control`
+/// (`key value` lines). A key the kernel does not have reads 0 (v1 `oom_kill` came in 4.13).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomEvents {
+    /// v2: times usage went above `memory.high` (and was throttled).
+    pub high: u64,
+    /// v2: times usage reached `memory.max`.
+    pub max: u64,
+    /// v2: times an allocation failed at the limit and the OOM killer was called.
+    pub oom: u64,
+    /// Processes the OOM killer killed (v2: in this cgroup and its descendants).
+    pub oom_kill: u64,
+    /// v1: 1 while the cgroup is out of memory with the OOM killer disabled.
+    pub under_oom: u64,
+}
+
+/// Parses `memory.events` or `memory.oom_control`. Keys are matched whole and anywhere;
+/// unknown keys (`low`, `oom_group_kill`, `oom_kill_disable`) are skipped.
+pub fn parse_oom_events(b: &[u8]) -> Result<OomEvents, Malformed> {
+    let mut e = OomEvents::default();
+    for line in lines(b) {
+        let sp = memchr(b' ', line).ok_or(Malformed::StatLine)?;
+        let slot = match &line[..sp] {
+            b"high" => &mut e.high,
+            b"max" => &mut e.max,
+            b"oom" => &mut e.oom,
+            b"oom_kill" => &mut e.oom_kill,
+            b"under_oom" => &mut e.under_oom,
+            _ => continue,
+        };
+        *slot = parse_u64(&line[sp + 1..])?;
+    }
+    Ok(e)
+}
+
+/// The lines of `b`, without their `\n` (the last may have none).
+fn lines(b: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = b;
-    while !rest.is_empty() {
+    core::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
         let (line, next) = match memchr(b'\n', rest) {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &rest[rest.len()..]),
         };
         rest = next;
+        Some(line)
+    })
+}
+
+/// Parses `MemTotal:` from `/proc/meminfo` and returns it in bytes.
+pub fn parse_memtotal(b: &[u8]) -> Result<u64, Malformed> {
+    for line in lines(b) {
         if let Some(v) = line.strip_prefix(b"MemTotal:") {
             let v = trim_start_spaces(v);
             let kb = v.strip_suffix(b" kB").ok_or(Malformed::NoMemTotal)?;

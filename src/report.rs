@@ -264,9 +264,19 @@ pub fn threshold_text(t: Threshold, buf: &mut [u8; 32]) -> &[u8] {
     &buf[..n]
 }
 
+/// What a line says besides the sample: the time left and the kernel's OOM history.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outlook {
+    /// Milliseconds to the limit at the recent rate of growth (`eta`, in seconds), when the
+    /// working set grows.
+    pub eta_ms: Option<u64>,
+    /// Processes the OOM killer killed in the cgroup (`oom_kills`, when above 0).
+    pub oom_kills: u64,
+}
+
 /// The verdict line for one sample.
-pub fn verdict(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level) -> Line {
-    verdict_with(cfg, loc, s, level, |_| {})
+pub fn verdict(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level, o: &Outlook) -> Line {
+    verdict_with(cfg, loc, s, level, o, |_| {})
 }
 
 /// The verdict line with more keys, added by `more` just before `path` (the one value that
@@ -276,6 +286,7 @@ fn verdict_with(
     loc: &Location,
     s: &Sample,
     level: Level,
+    o: &Outlook,
     more: impl FnOnce(&mut Line),
 ) -> Line {
     let mut line = Line::new(cfg.format);
@@ -288,6 +299,16 @@ fn verdict_with(
     line.word("usage", cfg.usage.name().as_bytes());
     line.word("cgroup", loc.version.name().as_bytes());
     line.word("limit_source", s.source.name().as_bytes());
+    if let Some(eta) = o.eta_ms {
+        // Tenths of a second, rounded down like `percent`: a printed 3.0 has 3 s or less.
+        line.tenths("eta", u128::from(eta / 100));
+    }
+    if let Some(lead) = cfg.lead {
+        line.word("lead", lead.text);
+    }
+    if o.oom_kills > 0 {
+        line.num("oom_kills", o.oom_kills.into());
+    }
     more(&mut line);
     line.path("path", &loc.dir.as_bytes()[..s.at]);
     line.finish();
@@ -334,10 +355,11 @@ pub fn action(
     loc: &Location,
     s: &Sample,
     level: Level,
+    o: &Outlook,
     action: Action,
     pid: Pid,
 ) -> Line {
-    verdict_with(cfg, loc, s, level, |line| {
+    verdict_with(cfg, loc, s, level, o, |line| {
         line.word("action", action.name().as_bytes());
         if let Some(sig) = action.signal() {
             target(line, sig.as_raw(), pid);
@@ -351,6 +373,14 @@ fn target(line: &mut Line, signo: c_int, pid: Pid) {
         _ => line.num("signal", signo.unsigned_abs().into()),
     }
     line.num("pid", pid.as_raw_nonzero().get() as u128);
+}
+
+/// `kubemem run` saw the OOM killer kill a process while CMD lives: the verdict's keys of
+/// the sample, `oom_kills` and `event=oom-kill`.
+pub fn oom_kill(cfg: &Config<'_>, loc: &Location, s: &Sample, level: Level, o: &Outlook) -> Line {
+    verdict_with(cfg, loc, s, level, o, |line| {
+        line.word("event", b"oom-kill")
+    })
 }
 
 /// `kubemem run` started CMD: `level=info action=start pid=<CMD> wakeup=<what else than
@@ -404,6 +434,21 @@ pub fn error(cfg: &Config<'_>, loc: &Location, e: Error) -> Line {
     line.word("level", b"error");
     line.path("file", file);
     reason(&mut line, e.fault);
+    line.finish();
+    line
+}
+
+/// The state file cannot be used: `level=error file=<path> error="cannot open: EACCES"`.
+pub fn state_error(cfg: &Config<'_>, path: &CStr, e: crate::state::Failed) -> Line {
+    use crate::state::Failed;
+    let mut line = Line::new(cfg.format);
+    line.word("level", b"error");
+    line.path("file", path.to_bytes());
+    match e {
+        Failed::Open(errno) => errno_value(&mut line, b"cannot open: ", errno),
+        Failed::Read(errno) => errno_value(&mut line, b"cannot read: ", errno),
+        Failed::Write(errno) => errno_value(&mut line, b"cannot write: ", errno),
+    }
     line.finish();
     line
 }

@@ -25,8 +25,9 @@ use crate::decide::{decide, Level};
 use crate::error::{Error, Exit};
 use crate::locate::{self, Location};
 use crate::measure::{Sample, Sampler};
-use crate::report::{self, Action};
+use crate::report::{self, Action, Outlook};
 use crate::sys::{self, Argv};
+use crate::trend::{self, Trend};
 use crate::wakeup::{Levels, Wakeup};
 use crate::Config;
 
@@ -70,6 +71,11 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
             exit => return exit as u8,
         },
     };
+    // The OOM kills before CMD are history; the line is for kills while it lives.
+    let oom_kills = sampler
+        .as_ref()
+        .and_then(Sampler::oom_events)
+        .map_or(0, |e| e.oom_kill);
     // Orphans of CMD's are re-parented to PID 1; below it, to the nearest subreaper.
     let me = rustix::process::getpid();
     if me != Pid::INIT {
@@ -110,6 +116,9 @@ pub fn run(cfg: &Config<'_>, opts: &Options<'_>) -> u8 {
         status: None,
         reached: Reached::default(),
         last: None,
+        trend: Trend::new(cfg.lead.map_or(0, |l| l.ms)),
+        outlook: Outlook::default(),
+        oom_kills,
         kill_at: None,
         next_sample: 0,
         logged: 0,
@@ -192,6 +201,12 @@ struct Supervisor<'s> {
     reached: Reached,
     /// The last good sample, for the line of a SIGKILL.
     last: Option<Sample>,
+    /// The working set's recent samples, for `--lead` and `eta`.
+    trend: Trend,
+    /// What the last sample's lines say besides it.
+    outlook: Outlook,
+    /// The OOM kills counted so far in our cgroup.
+    oom_kills: u64,
     /// When to SIGKILL CMD (monotonic milliseconds), after `--signal`.
     kill_at: Option<u64>,
     /// When to sample next (monotonic milliseconds).
@@ -368,11 +383,11 @@ impl Supervisor<'_> {
             return;
         };
         let (warning, failure) = (self.cfg.warning, self.cfg.failure);
-        // Raw usage bounds the working set from above: below both thresholds, nothing fires
-        // and nothing re-arms that the working set would not.
-        let s = match sampler
-            .sample(|raw, limit| warning.reached(raw, limit) || failure.reached(raw, limit))
-        {
+        // The working set at every sample (memory.stat too), not raw usage even when it is
+        // below both thresholds: the trend must not follow page cache.
+        let sampled = sampler.sample(|_, _| true);
+        let kills = sampler.oom_events().map(|e| e.oom_kill);
+        let s = match sampled {
             Ok(s) => s,
             Err(e) => {
                 if self.logged & (1 << e.file as u32) == 0 {
@@ -384,9 +399,25 @@ impl Supervisor<'_> {
         };
         self.logged &= !FILE_ERRORS;
         self.last = Some(s);
+        self.trend.push(now, s.used);
+        let eta = self.trend.eta(s.used, s.limit);
+        // The next sample is an interval away (sooner only on a kernel wake-up).
+        let due = (self.cfg.lead).is_some_and(|l| trend::due(eta, l.ms, self.opts.interval_ms));
+        let kills = kills.unwrap_or(self.oom_kills);
+        self.outlook = Outlook {
+            eta_ms: eta,
+            oom_kills: kills,
+        };
+        if kills > self.oom_kills && self.status.is_none() {
+            // A process of CMD's (a worker, or CMD's child) was killed and CMD lives on.
+            let level = decide(s.used, s.limit, warning, failure).max(Level::Warning);
+            let line = report::oom_kill(self.cfg, self.loc, &s, level, &self.outlook);
+            report::emit(self.cfg, &line, level);
+        }
+        self.oom_kills = kills;
         let fired = self.reached.update(Reached {
             warning: warning.reached(s.used, s.limit),
-            failure: failure.reached(s.used, s.limit),
+            failure: failure.reached(s.used, s.limit) || due,
         });
         if fired.warning {
             self.act(&s, Level::Warning, self.opts.warning_signal);
@@ -431,7 +462,15 @@ impl Supervisor<'_> {
     /// failure threshold, then SIGKILL), the line also replaces the termination log, so the
     /// container's last state says why it ended.
     fn log(&self, s: &Sample, level: Level, action: Action) {
-        let line = report::action(self.cfg, self.loc, s, level, action, self.child);
+        let line = report::action(
+            self.cfg,
+            self.loc,
+            s,
+            level,
+            &self.outlook,
+            action,
+            self.child,
+        );
         report::emit(self.cfg, &line, level);
         if level == Level::Failure && action.signal().is_some() {
             report::terminate(self.cfg, &line);

@@ -448,3 +448,34 @@ fn signal_rows() {
         }
     }
 }
+
+#[test]
+fn oom_events_of_both_versions() {
+    // cgroup v2 memory.events, 6.x (oom_group_kill since 5.13).
+    let v2 = b"low 0\nhigh 12\nmax 345\noom 3\noom_kill 2\noom_group_kill 0\n";
+    assert_eq!(
+        parse_oom_events(v2),
+        Ok(OomEvents {
+            high: 12,
+            max: 345,
+            oom: 3,
+            oom_kill: 2,
+            under_oom: 0
+        })
+    );
+    // cgroup v1 memory.oom_control.
+    let v1 = b"oom_kill_disable 0\nunder_oom 1\noom_kill 7\n";
+    let e = parse_oom_events(v1).unwrap();
+    assert_eq!((e.oom_kill, e.under_oom, e.max), (7, 1, 0));
+    // Before 4.13 v1 had no oom_kill: 0.
+    assert_eq!(
+        parse_oom_events(b"oom_kill_disable 0\nunder_oom 0\n")
+            .unwrap()
+            .oom_kill,
+        0
+    );
+    assert_eq!(parse_oom_events(b""), Ok(OomEvents::default()));
+    assert_eq!(parse_oom_events(b"oom_kill\n"), Err(Malformed::StatLine));
+    assert!(parse_oom_events(b"oom_kill -1\n").is_err());
+    assert!(parse_oom_events(b"oom_kill 1\r\n").is_err());
+}
