@@ -3,7 +3,7 @@
  * a limit, and says what it saw when SIGTERM came.
  *
  *   leak DIR OUT leak RATE_MIB_S BASE_MIB
- *   leak DIR OUT flat PERCENT
+ *   leak DIR OUT flat PERCENT [RAMP_MS]
  *   leak DIR OUT sawtooth LOW_PERCENT HIGH_PERCENT PERIOD_MS
  *   leak DIR OUT oomchild HOLD_S
  *
@@ -16,7 +16,7 @@
  * time so that it is really charged; times are CLOCK_MONOTONIC, printed ones CLOCK_REALTIME
  * (Unix seconds).
  *
- * leak: writes BASE_MIB at once, then grows at RATE_MIB_S, a step every 20 ms on a fixed
+ * leak: writes BASE_MIB at once (MADV_POPULATE_WRITE), then grows at RATE_MIB_S, a step every 20 ms on a fixed
  * schedule (a step that came late catches up, so that the rate over any second is RATE).
  * At SIGTERM it writes at once
  *   term_at=T ws=BYTES limit=BYTES percent=P rate_mib_s=R left_s=S base_s=S leak_s=S
@@ -26,8 +26,9 @@
  * does not stop its leak), writes `shutdown=done t=T ws=BYTES` and exits 0. An OOM kill
  * during the shutdown leaves no shutdown line. Without a SIGTERM it grows into the limit.
  *
- * flat: grows a MiB at a time until the working set is PERCENT of the limit, writes
- * `flat ws=BYTES percent=P` and holds.
+ * flat: grows to PERCENT of the limit (linearly over RAMP_MS when given: a start-up that
+ * takes a while; else at once), tops up a MiB at a time until the working set is there,
+ * writes `flat ws=BYTES percent=P` and holds.
  * sawtooth: grows to LOW_PERCENT likewise, then over each PERIOD_MS grows linearly by
  * (HIGH - LOW) percent of the limit (a step every 20 ms) and gives that back at the period's
  * end (MADV_DONTNEED: the pages go back to the kernel and the cgroup's usage falls), writes
@@ -161,10 +162,25 @@ static void out(const char *fmt, ...) {
 static char *mem;
 static size_t mem_size, touched;
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 /* Write the pages up to TO (bytes from the start of the mapping). */
 static void touch_to(size_t to) {
     if (to > mem_size) to = mem_size;
     for (; touched < to; touched += PAGE) mem[touched] = 1;
+}
+
+/* The same at once: the kernel faults the pages in itself (Linux 5.14), without a page
+ * fault each, which under qemu's TCG takes seconds for a couple of hundred MiB. A start-up
+ * that took that long would be a steep ramp over a third of kubemem's window: growth, not
+ * the step these workloads mean it to be. */
+static void populate_to(size_t to) {
+    if (to > mem_size) to = mem_size;
+    to = to / PAGE * PAGE;
+    if (to > touched && madvise(mem + touched, to - touched, MADV_POPULATE_WRITE) == 0) touched = to;
+    touch_to(to);
 }
 
 static void map(uint64_t lim) {
@@ -174,9 +190,11 @@ static void map(uint64_t lim) {
     if (mem == MAP_FAILED) die("mmap", "the allocation");
 }
 
-/* Grow a MiB at a time until the working set is PCT percent of LIM. */
+/* Grow until the working set is PCT percent of LIM: what is missing at once, then a MiB at
+ * a time (what the kernel charges besides the pages: page tables, this process). */
 static void grow_to_percent(double pct, uint64_t lim) {
-    uint64_t target = (uint64_t)((double)lim * pct / 100.0);
+    uint64_t target = (uint64_t)((double)lim * pct / 100.0), ws = working_set();
+    if (ws < target) populate_to(touched + (size_t)(target - ws));
     while (!termed && working_set() < target && touched + MIB <= mem_size) touch_to(touched + MIB);
 }
 
@@ -191,7 +209,7 @@ static void term_line(uint64_t lim, double rate, const char *extra) {
 
 static int leak(double rate, double base_mib, uint64_t lim) {
     int64_t t0 = now();
-    touch_to((size_t)(base_mib * MIB));
+    populate_to((size_t)(base_mib * MIB));
     int64_t t1 = now(), next = t1, shutdown_end = -1;
     double per_ns = rate * MIB / 1e9;
     while (shutdown_end < 0 || now() < shutdown_end) {
@@ -214,7 +232,18 @@ static int leak(double rate, double base_mib, uint64_t lim) {
     return 0;
 }
 
-static int flat(double pct, uint64_t lim) {
+static int flat(double pct, int64_t ramp_ns, uint64_t lim) {
+    if (ramp_ns > 0) {
+        /* a start-up that takes RAMP: linear growth to the level, then none */
+        uint64_t ws = working_set(), target = (uint64_t)((double)lim * pct / 100.0);
+        size_t need = target > ws ? (size_t)(target - ws) : 0;
+        int64_t start = now(), next = start;
+        while (!termed && now() - start < ramp_ns) {
+            touch_to((size_t)((double)need * (double)(now() - start) / (double)ramp_ns));
+            next += STEP_NS;
+            sleep_until(next);
+        }
+    }
     grow_to_percent(pct, lim);
     uint64_t ws = working_set();
     out("flat ws=%llu percent=%.1f", (unsigned long long)ws, 100.0 * (double)ws / (double)lim);
@@ -277,7 +306,7 @@ static int oomchild(int hold_s) {
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr,
-                "usage: leak DIR OUT leak RATE_MIB_S BASE_MIB | flat PERCENT | sawtooth LOW HIGH PERIOD_MS | oomchild HOLD_S\n");
+                "usage: leak DIR OUT leak RATE_MIB_S BASE_MIB | flat PERCENT [RAMP_MS] | sawtooth LOW HIGH PERIOD_MS | oomchild HOLD_S\n");
         return 2;
     }
     dir = argv[1];
@@ -305,7 +334,8 @@ int main(int argc, char **argv) {
     if (sigaction(SIGTERM, &sa, NULL) != 0) die("sigaction", "SIGTERM");
 
     if (strcmp(mode, "leak") == 0 && argc == 6) return leak(atof(argv[4]), atof(argv[5]), lim);
-    if (strcmp(mode, "flat") == 0 && argc == 5) return flat(atof(argv[4]), lim);
+    if (strcmp(mode, "flat") == 0 && (argc == 5 || argc == 6))
+        return flat(atof(argv[4]), argc == 6 ? (int64_t)atoll(argv[5]) * 1000000 : 0, lim);
     if (strcmp(mode, "sawtooth") == 0 && argc == 7)
         return sawtooth(atof(argv[4]), atof(argv[5]), (int64_t)atoll(argv[6]) * 1000000, lim);
     if (strcmp(mode, "oomchild") == 0 && argc == 5) return oomchild(atoi(argv[4]));
