@@ -172,10 +172,10 @@ static void touch_to(size_t to) {
     for (; touched < to; touched += PAGE) mem[touched] = 1;
 }
 
-/* The same at once: the kernel faults the pages in itself (Linux 5.14), without a page
- * fault each, which under qemu's TCG takes seconds for a couple of hundred MiB. A start-up
- * that took that long would be a steep ramp over a third of kubemem's window: growth, not
- * the step these workloads mean it to be. */
+/* The same in one system call: the kernel faults the pages in itself (Linux 5.14), without
+ * a page fault each, which under qemu's TCG takes seconds for a couple of hundred MiB. A
+ * start-up that took that long would be a ramp over a third of kubemem's window: growth,
+ * not the step these workloads mean it to be. Used for every step (less CPU in the VM). */
 static void populate_to(size_t to) {
     if (to > mem_size) to = mem_size;
     to = to / PAGE * PAGE;
@@ -221,7 +221,7 @@ static int leak(double rate, double base_mib, uint64_t lim) {
             /* the 2 s shutdown, still leaking */
             shutdown_end = ns(term_mono) + 2000000000LL;
         }
-        touch_to((size_t)(base_mib * MIB + per_ns * (double)(now() - t1)));
+        populate_to((size_t)(base_mib * MIB + per_ns * (double)(now() - t1)));
         next += STEP_NS;
         sleep_until(next);
     }
@@ -239,7 +239,7 @@ static int flat(double pct, int64_t ramp_ns, uint64_t lim) {
         size_t need = target > ws ? (size_t)(target - ws) : 0;
         int64_t start = now(), next = start;
         while (!termed && now() - start < ramp_ns) {
-            touch_to((size_t)((double)need * (double)(now() - start) / (double)ramp_ns));
+            populate_to((size_t)((double)need * (double)(now() - start) / (double)ramp_ns));
             next += STEP_NS;
             sleep_until(next);
         }
@@ -266,7 +266,7 @@ static int sawtooth(double low, double high, int64_t period_ns, uint64_t lim) {
             touched = floor;
             cycles = cycle;
         }
-        touch_to(floor + (size_t)((double)amplitude * (double)((t - start) % period_ns) / (double)period_ns));
+        populate_to(floor + (size_t)((double)amplitude * (double)((t - start) % period_ns) / (double)period_ns));
         if (cycles == 0) {
             uint64_t ws = working_set();
             if (ws > hi) hi = ws;
