@@ -56,7 +56,10 @@ fi
 # the --lead scenarios (lead.sh) below a cgroup of their own; before 5 too
 echo "GUEST lead start at uptime $(cut -d' ' -f1 /proc/uptime) s"
 mkdir $C/kmlead /tmp/lead-state
-KM_ENV=vm KM=/kubemem LEAK=/leak CGV=v2 WORK=/tmp/lead TMPFS_DIR=/tmp/lead-state BASE=$C/kmlead sh /lead.sh
+# (TOL: on one emulated CPU shared by five workloads a sample of kubemem run's can come a
+# tenth of a second late, and with it the signal)
+KM_ENV=vm KM=/kubemem LEAK=/leak CGV=v2 WORK=/tmp/lead TMPFS_DIR=/tmp/lead-state BASE=$C/kmlead TOL=0.2 \
+    sh /lead.sh
 echo "GUEST lead done at uptime $(cut -d' ' -f1 /proc/uptime) s"
 
 # 5. PSI alone: memory.events counts local events only (memory_localevents, a flag of the
