@@ -23,12 +23,13 @@ else
 fi
 
 fixtures=../tests/fixtures
-mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args,annotations,http_response}
+mkdir -p corpus/{u64,stat,proc_cgroup,mountinfo,threshold,args,annotations,http_response,oom_events,state}
 n=0
 while IFS= read -r -d '' f; do
     n=$((n + 1))
     case "$f" in
         */memory.stat) cp "$f" "corpus/stat/$n" ;;
+        */memory.events | */memory.oom_control) cp "$f" "corpus/oom_events/$n" ;;
         */memory.current | */memory.max | */memory.usage_in_bytes | */memory.limit_in_bytes) cp "$f" "corpus/u64/$n" ;;
         */proc/self/cgroup)
             cp "$f" "corpus/proc_cgroup/$n"
@@ -47,8 +48,13 @@ printf 'HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nCont
 printf 'HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n8;x=1\r\n{"kind":\r\n8\r\n"Status"\r\n1\r\n}\r\n0\r\nX-Trailer: 1\r\n\r\n' > corpus/http_response/201-chunked
 printf 'HTTP/1.0 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nforbidden: \\u00e9 \\ud83d\\ude00' > corpus/http_response/403-close
 
+# A state file as the probe writes it: 5 header words, 32 points, the checksum (made right by
+# the check before decoding).
+{ printf 'kubemem\001'; head -c 552 /dev/zero; } > corpus/state/empty
+printf 'kubemem\001\240\301\236Q\242\001\0\0\344\004Q\0\0\0\0\0\303V\016\0\0\0\0\0\002' > corpus/state/two-points
+
 targets=("$@")
-[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args annotations http_response)
+[ $# -gt 0 ] || targets=(u64 stat proc_cgroup mountinfo threshold args annotations http_response oom_events state)
 mkdir -p target/logs
 for target in "${targets[@]}"; do
     echo "== fuzz $target for ${FUZZ_SECONDS:-60} s"

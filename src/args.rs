@@ -703,6 +703,36 @@ mod tests {
     }
 
     #[test]
+    fn lead_and_state() {
+        let a = run_args(&["--lead", "1.5s", "--state", "/dev/shm/kubemem"]);
+        assert_eq!(a.lead, Some((1500, b"1.5s".to_vec())));
+        assert_eq!(a.state.as_deref(), Some(c"/dev/shm/kubemem"));
+        let cfg = a.config(rustix::stdio::stdout(), rustix::stdio::stderr());
+        assert_eq!(
+            cfg.lead.map(|l| (l.ms, l.text)),
+            Some((1500, b"1.5s".as_slice()))
+        );
+        // --state alone records (lines say eta=); --lead alone is for kubemem run.
+        assert_eq!(run_args(&["--state", "s"]).lead, None);
+        let (a, _) = supervised(&["run", "--lead", "3s", "--", "app"]);
+        assert_eq!(a.lead, Some((3000, b"3s".to_vec())));
+        assert_eq!(
+            err(&["--lead", "3s"]),
+            "--lead needs --state FILE: the probe keeps its samples there between runs"
+        );
+        assert_eq!(
+            err(&["run", "--state", "s", "--", "app"]),
+            "--state is an option of the probe (kubemem run keeps its samples in memory)"
+        );
+        assert_eq!(
+            err(&["--lead", "0s", "--state", "s"]),
+            "--lead: must be above 0"
+        );
+        assert!(err(&["--lead", "3", "--state", "s"]).starts_with("--lead: "));
+        assert_eq!(err(&["--state", ""]), "--state: empty path");
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
         assert_eq!(
             err(&["--warning", "95", "--failure", "90"]),

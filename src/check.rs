@@ -60,6 +60,70 @@ pub fn stat(data: &[u8]) {
     );
 }
 
+/// `parse_oom_events` finds what a naive line search finds (the last line of a key wins;
+/// the kernel writes each once), and fails only on a line without a space or a bad value of
+/// a key it reads.
+pub fn oom_events(data: &[u8]) {
+    let naive = |key: &[u8]| {
+        data.split(|&c| c == b'\n').rev().find_map(|line| {
+            let value = line.strip_prefix(key)?.strip_prefix(b" ")?;
+            Some(naive_u64(value))
+        })
+    };
+    let keys: [&[u8]; 5] = [b"high", b"max", b"oom", b"oom_kill", b"under_oom"];
+    match parse::parse_oom_events(data) {
+        Ok(e) => {
+            let got = [e.high, e.max, e.oom, e.oom_kill, e.under_oom];
+            for (key, got) in keys.iter().zip(got) {
+                let want = naive(key).map(|v| v.expect("a parsed value is valid"));
+                assert_eq!(got, want.unwrap_or(0), "{key:?} in {data:?}");
+            }
+        }
+        Err(_) => {
+            let body = data.strip_suffix(b"\n").unwrap_or(data);
+            let bad_line = body.split(|&c| c == b'\n').any(|l| !l.contains(&b' '));
+            let bad_value = keys.iter().any(|key| {
+                data.split(|&c| c == b'\n').any(|line| {
+                    line.strip_prefix(*key)
+                        .and_then(|r| r.strip_prefix(b" "))
+                        .is_some_and(|v| naive_u64(v).is_none())
+                })
+            });
+            assert!(bad_line || bad_value, "refused {data:?}");
+        }
+    }
+}
+
+/// The probe's state file: whatever the bytes (with their checksum made right, so that the
+/// fuzzer gets past it), a decoded trend is one that encodes back to itself, and working
+/// with it (another sample, the rate, the time left) never panics.
+pub fn state(data: &[u8]) {
+    use crate::state::{decode, encode, Owner, SIZE};
+    let mut bytes = [0u8; SIZE];
+    let n = data.len().min(SIZE);
+    bytes[..n].copy_from_slice(&data[..n]);
+    let words: [u64; 8] =
+        core::array::from_fn(|i| u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap()));
+    let word = |i: usize| words[i];
+    // The owner and the time as the file says, so that they can match.
+    let owner = Owner {
+        boot: word(1),
+        cgroup: word(2),
+    };
+    let now = word(3).saturating_add(data.get(SIZE).copied().unwrap_or(0).into());
+    let lead = u64::from(data.get(SIZE + 1).copied().unwrap_or(0)) * 1000;
+    crate::state::seal(&mut bytes);
+    let Some(mut trend) = decode(&bytes, owner, lead, now) else {
+        return;
+    };
+    let mut again = [0u8; SIZE];
+    encode(&trend, owner, &mut again);
+    assert_eq!(decode(&again, owner, lead, now), Some(trend));
+    let _ = trend.eta(word(6), word(5));
+    let _ = trend.push(now.saturating_add(100), word(7));
+    let _ = trend.rate();
+}
+
 /// `parse_proc_cgroup` agrees with `splitn(3, ':')`.
 pub fn proc_cgroup(data: &[u8]) {
     let Ok(p) = parse::parse_proc_cgroup(data) else {

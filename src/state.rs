@@ -12,14 +12,13 @@
 //!
 //! Layout, little-endian `u64`s: magic, boot time (ms of `CLOCK_REALTIME` at boot), cgroup
 //! inode, last sample (ms of `CLOCK_BOOTTIME`), number of points, [`POINTS`] × (time, low),
-//! FNV-1a of everything before it.
+//! FNV-1a (over words) of everything before it.
 
 use core::ffi::CStr;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
-use rustix::time::{clock_gettime, ClockId};
 
 use crate::trend::{Point, Trend, POINTS};
 
@@ -44,16 +43,13 @@ pub struct Owner {
 }
 
 /// Now on `CLOCK_BOOTTIME` (which counts suspend, unlike the monotonic clock), and the
-/// owner's boot time, in ms. Both clocks are read through the vDSO: no system call.
+/// owner's boot time, in ms. Both clocks are read in the vDSO: no system call.
 pub fn now() -> (u64, u64) {
-    let ms = |id| {
-        let t = clock_gettime(id);
-        (t.tv_sec as u64)
-            .saturating_mul(1000)
-            .saturating_add(t.tv_nsec as u64 / 1_000_000)
-    };
-    let boottime = ms(ClockId::Boottime);
-    (boottime, ms(ClockId::Realtime).saturating_sub(boottime))
+    let boottime = crate::sys::clock_ms(crate::sys::BOOTTIME);
+    (
+        boottime,
+        crate::sys::clock_ms(crate::sys::REALTIME).saturating_sub(boottime),
+    )
 }
 
 /// The trend in `bytes` if it is `owner`'s, at most a window old at `now`, and whole.
@@ -94,14 +90,23 @@ pub fn encode(trend: &Trend, owner: Owner, out: &mut [u8; SIZE]) {
         put(6 + 2 * i, p.low);
     }
     out[..8].copy_from_slice(&MAGIC);
+    seal(out);
+}
+
+/// Writes the checksum of the rest into the last word.
+#[doc(hidden)]
+pub fn seal(out: &mut [u8; SIZE]) {
     let sum = fnv1a(&out[..SIZE - 8]);
     out[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
 }
 
-/// FNV-1a, 64 bits: enough to tell a torn or foreign file from ours (not an adversary's).
+/// FNV-1a over the 64-bit words (not bytes: a ninth of the instructions, twice per run):
+/// enough to tell a torn or foreign file from ours, not meant against an adversary.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    bytes.chunks(8).fold(0xcbf2_9ce4_8422_2325, |h, w| {
+        let mut word = [0u8; 8];
+        word[..w.len()].copy_from_slice(w);
+        (h ^ u64::from_le_bytes(word)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
@@ -218,14 +223,12 @@ mod tests {
         // Another layout version, with a valid checksum.
         let mut v = b;
         v[7] = 2;
-        let sum = fnv1a(&v[..SIZE - 8]);
-        v[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
+        seal(&mut v);
         assert_eq!(d(&v, OWNER, 17_000), None);
         // A point count beyond the array, with a valid checksum.
         let mut n = b;
         n[32..40].copy_from_slice(&(POINTS as u64 + 1).to_le_bytes());
-        let sum = fnv1a(&n[..SIZE - 8]);
-        n[SIZE - 8..].copy_from_slice(&sum.to_le_bytes());
+        seal(&mut n);
         assert_eq!(d(&n, OWNER, 17_000), None);
     }
 

@@ -198,10 +198,12 @@ fn median(pts: &[Point], from: u64, to: u64) -> u64 {
     *lows.select_nth_unstable(n / 2).1
 }
 
-/// Whether to act now: the limit would be reached within `lead_ms`, or before the next look
-/// (`next_ms` from now) could still leave `lead_ms`.
+/// Whether to act now: the limit would be reached within `lead_ms`, or the next look
+/// (`next_ms` from now, give or take a quarter of it: a probe period's jitter, a slow exec)
+/// could come too late to leave `lead_ms`.
 pub fn due(eta_ms: Option<u64>, lead_ms: u64, next_ms: u64) -> bool {
-    eta_ms.is_some_and(|eta| eta <= lead_ms.saturating_add(next_ms))
+    let wait = next_ms.saturating_add(next_ms / 4);
+    eta_ms.is_some_and(|eta| eta <= lead_ms.saturating_add(wait))
 }
 
 #[cfg(test)]
@@ -392,6 +394,8 @@ mod tests {
         assert!(due(Some(3000), 3000, 0));
         assert!(!due(Some(3001), 3000, 0));
         assert!(due(Some(3900), 3000, 1000));
+        assert!(due(Some(4250), 3000, 1000));
+        assert!(!due(Some(4251), 3000, 1000));
         assert!(!due(None, 3000, 1000));
         assert!(due(Some(0), 0, 0));
         assert!(due(Some(u64::MAX), u64::MAX, u64::MAX));

@@ -1,8 +1,8 @@
 //! "No heap allocation after argument parsing", checked: a counting global allocator wraps
 //! the system one, arguments are parsed first, then every allocation made by `kubemem::run`
 //! on this thread fails the test. Covers the healthy, warning, failure (with a logfile and
-//! JSON, with annotations and a termination log), error and real-cgroup paths, and one
-//! sample of the supervisor's sampler.
+//! JSON, with annotations and a termination log, with a state file), error and real-cgroup
+//! paths, and one sample of the supervisor's sampler.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -89,6 +89,11 @@ fn v2_tree(name: &str, current: u64) -> PathBuf {
         "anon 1\nfile 2\ninactive_file 1048576\nactive_file 0\n",
     )
     .unwrap();
+    fs::write(
+        cg.join("memory.events"),
+        "low 0\nhigh 0\nmax 9\noom 0\noom_kill 0\noom_group_kill 0\n",
+    )
+    .unwrap();
     root
 }
 
@@ -103,6 +108,9 @@ fn no_allocation_after_argument_parsing() {
     let full_cgroup = full.join("sys/fs/cgroup");
     let log = std::env::temp_dir().join(format!("kubemem-alloc-{}.log", std::process::id()));
     let end = std::env::temp_dir().join(format!("kubemem-alloc-{}.end", std::process::id()));
+    let state = std::env::temp_dir().join(format!("kubemem-alloc-{}.state", std::process::id()));
+    let junk = std::env::temp_dir().join(format!("kubemem-alloc-{}.junk", std::process::id()));
+    fs::write(&junk, b"not a state file").unwrap();
     let kubelet = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/annotations/kubelet");
     let bad = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -148,6 +156,23 @@ fn no_allocation_after_argument_parsing() {
         ),
         (&["--root", s(&healthy), "--annotations", bad], Exit::Usage),
         (&["--root", "/nonexistent", "--on-error", "pass"], Exit::Ok),
+        // The state file: created, then read back and rewritten; a foreign one; none.
+        (
+            &["--root", s(&healthy), "--state", s(&state), "--lead", "3s"],
+            Exit::Ok,
+        ),
+        (
+            &["--root", s(&full), "--state", s(&state), "-v"],
+            Exit::Failure,
+        ),
+        (
+            &["--root", s(&healthy), "--state", s(&junk), "-v"],
+            Exit::Ok,
+        ),
+        (
+            &["--root", s(&healthy), "--state", "/nonexistent/state"],
+            Exit::CannotMeasure,
+        ),
         // This machine's own cgroup, whatever it is.
         (&["-v"], Exit::Ok),
     ];
@@ -173,6 +198,8 @@ fn no_allocation_after_argument_parsing() {
     }
     let _ = fs::remove_file(log);
     let _ = fs::remove_file(end);
+    let _ = fs::remove_file(state);
+    let _ = fs::remove_file(junk);
 }
 
 #[test]
@@ -182,8 +209,16 @@ fn no_allocation_in_a_sample_of_the_supervisor() {
     let mut loc = Location::new();
     locate(bytes, &mut loc).unwrap();
     let sampler = Sampler::open(bytes, &loc, Usage::WorkingSet).unwrap();
-    let (sample, allocs) = counted(|| sampler.sample(|_, _| true));
-    assert_eq!(sample.unwrap().used, (1 << 30) - (1 << 20));
+    let mut trend = kubemem::trend::Trend::new(3000);
+    let ((sample, eta, events), allocs) = counted(|| {
+        let sample = sampler.sample(|_, _| true).unwrap();
+        trend.push(1000, sample.used);
+        let eta = trend.eta(sample.used, sample.limit);
+        (sample, eta, sampler.oom_events())
+    });
+    assert_eq!(sample.used, (1 << 30) - (1 << 20));
+    assert_eq!(eta, None);
+    assert_eq!(events.map(|e| e.oom_kill), Some(0));
     assert_eq!(allocs, 0, "a sample allocated {allocs} times");
     fs::remove_dir_all(root).unwrap();
 }

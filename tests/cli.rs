@@ -1617,3 +1617,176 @@ fn numbers_padded_with_blanks_read_as_the_numbers() {
     }
     std::fs::remove_dir_all(root).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// --lead, --state, eta= and oom_kills=
+
+/// Replaces `key`'s line in every `name` file below `dir` with `key value`.
+fn set_in_files(dir: &std::path::Path, name: &str, key: &str, value: u64) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_in_files(&path, name, key, value);
+        } else if path.file_name().is_some_and(|n| n == name) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| match l.split_once(' ') {
+                    Some((k, _)) if k == key => format!("{k} {value}"),
+                    _ => l.to_string(),
+                })
+                .collect();
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        }
+    }
+}
+
+/// The kernel's OOM kills in the cgroup show as `oom_kills=N` in logfmt and JSON, on both
+/// versions, and not at all while there are none.
+#[test]
+fn oom_kills_are_printed_when_the_kernel_killed() {
+    for (case, file) in [
+        ("k8s-v2-cgroupns", "memory.events"),
+        ("k8s-v1-hostpath-cgroup", "memory.oom_control"),
+    ] {
+        let o = run(Some(case), &["-v"]);
+        assert!(!o.stdout.contains("oom_kills"), "{}", o.ctx());
+        let root = copy_fixture(case, "oom");
+        set_in_files(&root, file, "oom_kill", 3);
+        let root = root.to_str().unwrap();
+        let o = run(None, &["--root", root, "-v"]);
+        assert_eq!(o.code, 0, "{}", o.ctx());
+        let kv = logfmt(&one_stdout_line(&o));
+        assert_eq!(get(&kv, "oom_kills"), Some("3"), "{}", o.ctx());
+        let o = run(None, &["--root", root, "-v", "--log-format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&one_stdout_line(&o)).unwrap();
+        assert_eq!(v["oom_kills"], 3, "{}", o.ctx());
+        // None again: no key, and no error.
+        set_in_files(std::path::Path::new(root), file, "oom_kill", 0);
+        let o = run(None, &["--root", root, "-v"]);
+        assert!(
+            !o.stdout.contains("oom_kills") && o.stderr.is_empty(),
+            "{}",
+            o.ctx()
+        );
+        std::fs::remove_dir_all(root).unwrap();
+    }
+}
+
+/// One probe run per second over a working set growing at 128 MiB/s towards 1 GiB: no
+/// estimate while the runs span less than 4 s, then eta= with the time left (within 10%),
+/// and exit 4 at the first run that has it (4 s or less left, lead 3.5 s plus the wait for
+/// the next run). The working set written before each run follows the clock, so a slow run
+/// changes when it is sampled, not the rate.
+#[test]
+fn the_state_file_carries_the_trend_and_the_lead_fails_the_probe() {
+    let root = copy_fixture("k8s-v2-cgroupns", "lead");
+    let cg = root.join("sys/fs/cgroup");
+    let state = root.join("state");
+    let inactive: u64 = 100 * MI; // the fixture's inactive_file
+    let start = std::time::Instant::now();
+    let args = |json: bool| {
+        let mut a = vec![
+            "--root".to_string(),
+            root.to_str().unwrap().to_string(),
+            "--state".into(),
+            state.to_str().unwrap().into(),
+            "--lead".into(),
+            "3.5s".into(),
+            "-v".into(),
+        ];
+        if json {
+            a.extend(["--log-format".into(), "json".into()]);
+        }
+        a
+    };
+    let mut failed_at = None;
+    for i in 0..8 {
+        let elapsed = start.elapsed().as_secs_f64();
+        let used = (elapsed * 128.0 * MI as f64) as u64;
+        std::fs::write(cg.join("memory.current"), format!("{}\n", inactive + used)).unwrap();
+        let a = args(i % 2 == 1);
+        let o = run(None, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        let line = one_stdout_line(&o);
+        let eta = if i % 2 == 1 {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(v["lead"], "3.5s", "{}", o.ctx());
+            v.get("eta").map(|e| e.as_f64().unwrap())
+        } else {
+            let kv = logfmt(&line);
+            assert_eq!(get(&kv, "lead"), Some("3.5s"), "{}", o.ctx());
+            get(&kv, "eta").map(|e| e.parse::<f64>().unwrap())
+        };
+        assert_eq!(std::fs::metadata(&state).unwrap().len(), 560);
+        if elapsed < 3.9 {
+            assert_eq!((o.code, eta), (0, None), "run at {elapsed:.2} s{}", o.ctx());
+        } else if eta.is_some() {
+            let left = (GI - used) as f64 / (128.0 * MI as f64);
+            let eta = eta.unwrap();
+            assert!(
+                (eta - left).abs() <= left / 10.0,
+                "eta {eta} left {left}{}",
+                o.ctx()
+            );
+            assert_eq!(o.code, 4, "{eta} s left, lead 3.5 s{}", o.ctx());
+            failed_at = Some(elapsed);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+    }
+    assert!(failed_at.is_some(), "the lead never failed the probe");
+
+    // A state file of another kind, or torn: started afresh, never an error.
+    for junk in [
+        &b"not a state file"[..],
+        &[0u8; 560][..],
+        &[0xffu8; 4096][..],
+    ] {
+        std::fs::write(&state, junk).unwrap();
+        let a = args(false);
+        let o = run(None, &a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(o.code, 0, "{}", o.ctx());
+        assert!(
+            o.stderr.is_empty() && !o.stdout.contains("eta="),
+            "{}",
+            o.ctx()
+        );
+        // Rewritten whole (a longer file keeps its tail, which the checksum ignores).
+        let bytes = std::fs::read(&state).unwrap();
+        assert_eq!(&bytes[..8], b"kubemem\x01");
+    }
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// A state file that cannot be opened is an error line naming it: exit 2, or 0 with
+/// `--on-error pass`; the line also goes to the termination log.
+#[test]
+fn an_unusable_state_file_is_an_error_naming_it() {
+    let dir = tmp_path("state-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing_dir = dir.join("no/such/dir/state");
+    let tlog = dir.join("termination-log");
+    let (state, tlog) = (missing_dir.to_str().unwrap(), tlog.to_str().unwrap());
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &["--state", state, "--lead", "3s", "--termination-log", tlog],
+    );
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    let want = format!("level=error file={state} error=\"cannot open: no such file or directory\"");
+    assert_eq!(o.stderr_lines(), [want.as_str()], "{}", o.ctx());
+    assert_eq!(std::fs::read_to_string(tlog).unwrap(), want);
+    let o = run(
+        Some("k8s-v2-cgroupns"),
+        &["--state", state, "--on-error", "pass"],
+    );
+    assert_eq!((o.code, o.stderr_lines().len()), (0, 1), "{}", o.ctx());
+    // A directory in its place.
+    let o = run(Some("k8s-v2-cgroupns"), &["--state", dir.to_str().unwrap()]);
+    assert_eq!(o.code, 2, "{}", o.ctx());
+    assert!(
+        o.stderr.contains("cannot open: is a directory"),
+        "{}",
+        o.ctx()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -33,7 +33,7 @@ fn fixture_files_through_every_parser_check() {
         let data = fs::read(path).unwrap();
         let name = path.file_name().unwrap().to_str().unwrap();
         match name {
-            "memory.stat" => seen[0] += 1,
+            "memory.stat" | "memory.events" | "memory.oom_control" => seen[0] += 1,
             "memory.current" | "memory.max" | "memory.usage_in_bytes" | "memory.limit_in_bytes" => {
                 seen[1] += 1
             }
@@ -48,6 +48,8 @@ fn fixture_files_through_every_parser_check() {
         // Every file is also thrown at every parser: none may panic or disagree.
         check::u64(&data);
         check::stat(&data);
+        check::oom_events(&data);
+        check::state(&data);
         check::proc_cgroup(&data);
         check::threshold(&data);
         check::annotations(&data);
@@ -167,6 +169,8 @@ fn kept_crash_cases() {
             "threshold" => check::threshold,
             "args" => check::args,
             "annotations" => check::annotations,
+            "oom_events" => check::oom_events,
+            "state" => check::state,
             #[cfg(feature = "http")]
             "http_response" => check::http_response,
             other => panic!("fuzz/regressions/{other}: no such target"),

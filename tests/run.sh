@@ -68,6 +68,15 @@ tests/budgets.sh
 # The same healthy run with --evict: the same system calls and about the same instructions;
 # the larger binary maps more of itself (clean, shared pages), hence its own RSS ceiling.
 KUBEMEM_MAX_RSS_KIB=${KUBEMEM_EVICT_MAX_RSS_KIB:-560} tests/budgets.sh target/dist/kubemem-evict --evict
+# The same healthy run with --state and --lead: the working set at every run (memory.stat:
+# open, read), the cgroup's identity (stat) and the state file (open, pread, pwrite): 6 more
+# system calls; the stat's parse and the trend about double the instructions. The state
+# file is a real one, with the samples of the runs before (the script runs the binary 4
+# times).
+state_dir=$(mktemp -d)
+KUBEMEM_MAX_SYSCALLS=20 KUBEMEM_MAX_RSS_KIB=400 KUBEMEM_MAX_INSTRUCTIONS=30000 \
+    tests/budgets.sh target/dist/kubemem --state "$state_dir/state" --lead 10s
+rm -rf "$state_dir"
 
 step "exec benchmark script runs (its timings are for reading, not asserted)"
 RUNS=20 benches/exec/run.sh

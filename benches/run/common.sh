@@ -35,16 +35,19 @@ build() {
     gcc -O2 -Wall -static -o "$GROW" "$BENCH/grow.c" || die "grow.c did not build"
 }
 
-# v1_cgroup: a fresh child of the cgroup v1 memory hierarchy's root with a LIMIT_MIB limit,
-# removed on exit (also on failure); sets CG, or says why not and returns 1
+# v1_cgroup: a fresh child of this process's own cgroup v1 memory cgroup (never elsewhere in
+# the hierarchy) with a LIMIT_MIB limit, removed on exit (also on failure); sets CG, or says
+# why not and returns 1
 v1_cgroup() {
-    local mount
+    local mount own
     mount=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ { print $2; exit }' /proc/mounts)
-    if [ -z "$mount" ] || [ ! -w "$mount" ]; then
-        echo "${0##*/}: no writable cgroup v1 memory hierarchy here; skipping v1" >&2
+    own=$(sed -n 's/^[0-9]*:\([^:]*,\)\{0,1\}memory\(,[^:]*\)\{0,1\}:\(.*\)$/\3/p' /proc/self/cgroup)
+    own=${own%/}
+    if [ -z "$mount" ] || [ ! -w "$mount$own" ]; then
+        echo "${0##*/}: no writable cgroup v1 memory cgroup of our own here; skipping v1" >&2
         return 1
     fi
-    CG=$mount/kubemem-bench-run-$$
+    CG=$mount$own/kubemem-bench-run-$$
     CLEANUPS+=("kill_cgroup '$CG'")
     mkdir "$CG" || die "cannot create $CG"
     echo $((LIMIT_MIB << 20)) >"$CG/memory.limit_in_bytes"
