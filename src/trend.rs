@@ -144,7 +144,9 @@ impl Trend {
         let pts = self.points();
         let first = pts.first()?.at;
         let span = now - first;
-        if span.saturating_mul(3) < self.window.saturating_mul(2) {
+        // Two thirds of the window, less a sixteenth: a probe every second spans 3,996 ms
+        // in four periods, which must not wait a fifth for the 4,000.
+        if span.saturating_mul(48) < self.window.saturating_mul(29) {
             return None;
         }
         let (b1, b2) = (first + span / 3, first + span / 3 * 2);
@@ -160,15 +162,20 @@ impl Trend {
         if !(f1.low < f2.low && f2.low < f3.low) {
             return None;
         }
-        // The middles must rise too. A last third shorter than a GC cycle can miss the drop
-        // and rise above the floor before it; its middle is the ramp after the drop, below
-        // the middle of the third that held the peak. A leak raises every middle.
+        // The middles must rise too, each by at least half the rise of the floor below it. A
+        // last third shorter than a GC cycle can miss the drop and rise above the floor
+        // before it; its middle is the ramp after the drop, no higher than the middle of the
+        // third that held the peak (measured: within ripple, 0.04 to 0.5 MiB, where the
+        // floors rose 27 to 38 MiB). A leak raises the middles as much as the floors.
         let (m1, m2, m3) = (
             median(pts, first, b1),
             median(pts, b1, b2),
             median(pts, b2, u64::MAX),
         );
-        if !(m1 < m2 && m2 < m3) {
+        let rises = |lo: u64, hi: u64, floor_rise: u64| {
+            hi > lo && u128::from(hi - lo) * 2 >= u128::from(floor_rise)
+        };
+        if !(rises(m1, m2, f2.low - f1.low) && rises(m2, m3, f3.low - f2.low)) {
             return None;
         }
         // Each floor lies in a later third than the one before: the times differ.
@@ -185,8 +192,9 @@ impl Trend {
     }
 }
 
-/// The median of the lows of the points in `[from, to)` (the upper one of an even count;
-/// there is at least one point there).
+/// The median of the lows of the points in `[from, to)`: the mean of the two middle ones of
+/// an even count (of two points, their mean: a probe's third often holds two). There is at
+/// least one point there.
 fn median(pts: &[Point], from: u64, to: u64) -> u64 {
     let mut lows = [0u64; POINTS];
     let mut n = 0;
@@ -195,7 +203,15 @@ fn median(pts: &[Point], from: u64, to: u64) -> u64 {
         n += 1;
     }
     let lows = &mut lows[..n];
-    *lows.select_nth_unstable(n / 2).1
+    let (below, &mut upper, _) = lows.select_nth_unstable(n / 2);
+    match n % 2 {
+        1 => upper,
+        // The largest of the lower half is the other middle one.
+        _ => {
+            let lower = below.iter().copied().max().unwrap_or(upper);
+            lower / 2 + upper / 2 + (lower % 2 + upper % 2) / 2
+        }
+    }
 }
 
 /// Whether to act now: the limit would be reached within `lead_ms`, or the next look
@@ -333,12 +349,13 @@ mod tests {
 
     #[test]
     fn too_little_data_gives_no_rate() {
+        // The shortest window, 6 s: a span of 3,625 ms (two thirds less a sixteenth) first.
         let mut t = Trend::new(3000);
-        for at in (0..3900).step_by(100) {
+        for at in (0..3625).step_by(100) {
             t.push(at, at * MIB);
             assert_eq!(t.rate(), None, "{at}");
         }
-        t.push(4000, 4000 * MIB);
+        t.push(3625, 3625 * MIB);
         assert!(t.rate().is_some());
     }
 

@@ -9,6 +9,8 @@ use kubemem::args::{choice, duration, lexopt_error, value, UsageError};
 use kubemem::Format;
 use lexopt::{Arg, Parser};
 
+use crate::select::Lead;
+
 pub const HELP: &str = "\
 kubemem-node: kubemem's memory guard for every annotated pod of a node, as a DaemonSet.
 
@@ -27,6 +29,10 @@ or any of kubemem's own:
   kubemem.io/failure: THRESHOLD   evict at or above this (default 90)
   kubemem.io/warning: THRESHOLD   log a warning at or above this
   kubemem.io/container: NAME      the container to watch (default: all)
+  kubemem.io/lead: DURATION       also evict when the working set, at its recent
+                                  rate of growth, would reach the limit within
+                                  DURATION (the shutdown the pod needs); the
+                                  failure threshold still applies
 A container whose cgroup and pod cgroup have no memory limit is never evicted.
 
 Usage: kubemem-node [OPTIONS]
@@ -40,6 +46,8 @@ Options:
                                v1 thresholds and v2 memory.events wake it earlier
       --metrics-addr <ADDR>    host:port serving GET /metrics (Prometheus) and
                                GET /healthz (default 0.0.0.0:9102; empty: none)
+      --lead <DURATION>        kubemem.io/lead of every watched pod that has none
+                               (default: none)
       --dry-run                log and record Events, never evict
       --log-format <logfmt|json>
                                (default logfmt); every line goes to standard output
@@ -71,6 +79,8 @@ pub struct Options {
     pub metrics_addr: Option<String>,
     pub dry_run: bool,
     pub format: Format,
+    /// `--lead`: the lead of a watched pod without `kubemem.io/lead`.
+    pub lead: Option<Lead>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +100,7 @@ pub fn parse(mut p: Parser, env_node: Option<OsString>) -> Result<Parsed, UsageE
         metrics_addr: Some("0.0.0.0:9102".into()),
         dry_run: false,
         format: Format::Logfmt,
+        lead: None,
     };
     while let Some(arg) = p.next().map_err(lexopt_error)? {
         match arg {
@@ -120,6 +131,11 @@ pub fn parse(mut p: Parser, env_node: Option<OsString>) -> Result<Parsed, UsageE
                         ]))
                     }
                 };
+            }
+            Arg::Long("lead") => {
+                opts.lead = Some(
+                    Lead::parse("--lead", value(&mut p)?).map_err(|e| usage(&[e.as_bytes()]))?,
+                )
             }
             Arg::Long("dry-run") => opts.dry_run = true,
             Arg::Long("log-format") => {
@@ -175,6 +191,7 @@ mod tests {
         assert_eq!(o.metrics_addr.as_deref(), Some("0.0.0.0:9102"));
         assert!(!o.dry_run);
         assert_eq!(o.format, Format::Logfmt);
+        assert_eq!(o.lead, None);
         let o = options(&[
             "--node",
             "n1",
@@ -187,6 +204,8 @@ mod tests {
             "--dry-run",
             "--log-format",
             "json",
+            "--lead",
+            "2.5s",
         ]);
         assert_eq!(
             o,
@@ -197,6 +216,10 @@ mod tests {
                 metrics_addr: Some("127.0.0.1:0".into()),
                 dry_run: true,
                 format: Format::Json,
+                lead: Some(Lead {
+                    ms: 2500,
+                    text: "2.5s".into()
+                }),
             }
         );
         assert_eq!(options(&["--metrics-addr", ""]).metrics_addr, None);
@@ -216,6 +239,8 @@ mod tests {
              (expected a duration like 100ms, 1.5s or 1m)"
         );
         assert_eq!(err(&["--interval", "0s"]), "--interval: must be above 0");
+        assert_eq!(err(&["--lead", "0ms"]), "--lead: must be above 0");
+        assert!(err(&["--lead", "3"]).starts_with("--lead: invalid duration '3': unknown unit"));
         assert_eq!(
             err(&["--log-format", "xml"]),
             "--log-format: expected logfmt or json, got 'xml'"

@@ -122,11 +122,15 @@ async fn run(opts: Options) -> ExitCode {
     ) else {
         return fatal("cannot handle SIGTERM and SIGINT", 1);
     };
-    Line::new("info", "started")
+    let line = Line::new("info", "started")
         .str("node", &opts.node)
         .str("cgroup_root", &root.to_string_lossy())
-        .str("interval", &format!("{}ms", opts.interval_ms))
-        .str("dry_run", if opts.dry_run { "true" } else { "false" })
+        .str("interval", &format!("{}ms", opts.interval_ms));
+    let line = match &opts.lead {
+        Some(l) => line.str("lead", &l.text),
+        None => line,
+    };
+    line.str("dry_run", if opts.dry_run { "true" } else { "false" })
         .str("metrics_addr", opts.metrics_addr.as_deref().unwrap_or(""))
         .emit();
 
@@ -140,6 +144,7 @@ async fn run(opts: Options) -> ExitCode {
     let mut watch = new_watch();
     let mut agent = Agent {
         sampler,
+        lead: opts.lead.clone(),
         state: state.clone(),
         pods: HashMap::new(),
         relist: None,
@@ -193,6 +198,8 @@ async fn run(opts: Options) -> ExitCode {
 /// The async side's view of the pods.
 struct Agent {
     sampler: sampling::Handle,
+    /// `--lead`: for the pods without `kubemem.io/lead`.
+    lead: Option<select::Lead>,
     state: State,
     /// Pods the agent knows (watched or reported), by UID: namespace/name and the error
     /// reported for it, if any.
@@ -305,7 +312,7 @@ impl Agent {
                     namespace: view.namespace,
                     name: view.name,
                     qos: view.qos,
-                    thresholds: t.clone(),
+                    thresholds: t.clone().or_lead(self.lead.as_ref()),
                     targets,
                 }));
             }

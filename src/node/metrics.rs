@@ -28,6 +28,8 @@ pub struct Gauge {
     /// `None`: no limit.
     pub limit: Option<u64>,
     pub threshold: Option<u64>,
+    /// The kernel's OOM-kill count of the container's cgroup; `None`: unreadable.
+    pub oom_kills: Option<u64>,
 }
 
 /// (namespace, pod, container).
@@ -78,7 +80,7 @@ type GaugeValue = fn(&Gauge) -> Option<u64>;
 /// The Prometheus text of `s`.
 pub fn render(s: &Shared) -> String {
     let mut out = String::with_capacity(256 + s.containers.len() * 300);
-    let gauges: [(&str, &str, GaugeValue); 3] = [
+    let gauges: [(&str, &str, GaugeValue); 4] = [
         (
             "kubemem_node_working_set_bytes",
             "Working set of the watched container (of its pod when the limit is the pod's).",
@@ -93,6 +95,12 @@ pub fn render(s: &Shared) -> String {
             "kubemem_node_threshold_bytes",
             "Working set at which the pod is evicted.",
             |g| g.threshold,
+        ),
+        (
+            "kubemem_node_oom_kills",
+            "Processes of the watched container the kernel's OOM killer killed (its cgroup's \
+             count: v2 memory.events oom_kill, v1 memory.oom_control oom_kill).",
+            |g| g.oom_kills,
         ),
     ];
     for (name, help, value) in gauges {
@@ -212,6 +220,7 @@ mod tests {
                     used: 900,
                     limit: Some(1000),
                     threshold: Some(800),
+                    oom_kills: Some(2),
                 },
             );
             s.containers.insert(
@@ -220,6 +229,7 @@ mod tests {
                     used: 5,
                     limit: None,
                     threshold: None,
+                    oom_kills: None,
                 },
             );
             s.watch_restarts = 2;
@@ -234,6 +244,7 @@ mod tests {
             "kubemem_node_working_set_bytes{namespace=\"ns\",pod=\"web-1\",container=\"app\"} 5\n",
             "kubemem_node_limit_bytes{namespace=\"ns\",pod=\"web-0\",container=\"app\"} 1000\n",
             "kubemem_node_threshold_bytes{namespace=\"ns\",pod=\"web-0\",container=\"app\"} 800\n",
+            "kubemem_node_oom_kills{namespace=\"ns\",pod=\"web-0\",container=\"app\"} 2\n",
             "kubemem_node_evictions_total{outcome=\"evicted\"} 1\n",
             "kubemem_node_evictions_total{outcome=\"dry-run\"} 2\n",
             "kubemem_node_evictions_total{outcome=\"refused\"} 0\n",
@@ -242,6 +253,7 @@ mod tests {
             assert!(text.contains(want), "{want} not in\n{text}");
         }
         assert!(!text.contains("limit_bytes{namespace=\"ns\",pod=\"web-1\""));
+        assert!(!text.contains("oom_kills{namespace=\"ns\",pod=\"web-1\""));
     }
 
     #[test]

@@ -6,14 +6,18 @@
 //!   `pre-oom-killer.v1alpha1.k8s.io/memory-usage-threshold` (a percent of its limit: the
 //!   failure threshold). Its annotations without the label mean nothing, as to pre-oom-killer.
 //! - kubemem's own: any of `kubemem.io/failure`, `kubemem.io/warning` (the probe's THRESHOLD,
-//!   parsed by the probe's parser) and `kubemem.io/container` (all containers when absent).
-//!   They win over pre-oom-killer's when both are there, as in the probe's `--annotations`.
+//!   parsed by the probe's parser), `kubemem.io/container` (all containers when absent) and
+//!   `kubemem.io/lead` (the probe's `--lead` DURATION: also evict when the working set, at
+//!   its recent rate, would reach the limit within it). They win over pre-oom-killer's when
+//!   both are there, as in the probe's `--annotations`.
 //! - The failure threshold defaults to the probe's 90%; a warning only when annotated.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 
 use k8s_openapi::api::core::v1::Pod;
 use kubemem::annotations::{self, Bad};
+use kubemem::args::duration;
 use kubemem::parse::{parse_threshold, Threshold};
 
 pub const LABEL: &str = "pre-oom-killer";
@@ -22,6 +26,7 @@ pub const PERCENT: &str = "pre-oom-killer.v1alpha1.k8s.io/memory-usage-threshold
 pub const FAILURE: &str = "kubemem.io/failure";
 pub const WARNING: &str = "kubemem.io/warning";
 pub const CONTAINER: &str = "kubemem.io/container";
+pub const LEAD: &str = "kubemem.io/lead";
 
 /// The probe's default failure threshold.
 pub const DEFAULT_FAILURE: Threshold = Threshold::Percent(90_00);
@@ -33,6 +38,38 @@ pub struct Thresholds {
     pub failure: Threshold,
     /// The one container to watch; `None`: every container.
     pub container: Option<String>,
+    /// `kubemem.io/lead` (or the agent's `--lead`): evict this long before the limit.
+    pub lead: Option<Lead>,
+}
+
+impl Thresholds {
+    /// The agent's `--lead`, for a pod that annotates no lead of its own.
+    pub fn or_lead(mut self, default: Option<&Lead>) -> Thresholds {
+        if self.lead.is_none() {
+            self.lead = default.cloned();
+        }
+        self
+    }
+}
+
+/// A lead: its milliseconds, and the text as given (lines print it as given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lead {
+    pub ms: u64,
+    pub text: String,
+}
+
+impl Lead {
+    /// A DURATION above 0, refused with the probe's `--lead` wording under the name `what`
+    /// (the flag or the annotation).
+    pub fn parse(what: &str, text: OsString) -> Result<Lead, String> {
+        let given = text.to_string_lossy().into_owned();
+        match duration(what, text) {
+            Ok(0) => Err(format!("{what}: must be above 0")),
+            Ok(ms) => Ok(Lead { ms, text: given }),
+            Err(e) => Err(String::from_utf8_lossy(&e.0).into_owned()),
+        }
+    }
 }
 
 /// The verdict on a pod's labels and annotations.
@@ -52,7 +89,7 @@ pub fn select(
 ) -> Selection {
     let get = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
     let pre = labels.and_then(|l| l.get(LABEL)).map(String::as_str) == Some("enabled");
-    let ours = [FAILURE, WARNING, CONTAINER]
+    let ours = [FAILURE, WARNING, CONTAINER, LEAD]
         .iter()
         .any(|k| get(k).is_some());
     if !pre && !ours {
@@ -75,6 +112,7 @@ fn thresholds<'a>(pre: bool, get: impl Fn(&str) -> Option<&'a str>) -> Result<Th
     };
     let warning = threshold(WARNING)?;
     let failure = threshold(FAILURE)?;
+    let lead = get(LEAD).map(|v| Lead::parse(LEAD, v.into())).transpose()?;
     let mut container = get(CONTAINER).map(str::to_owned);
     let mut pre_percent = None;
     if pre {
@@ -104,6 +142,7 @@ fn thresholds<'a>(pre: bool, get: impl Fn(&str) -> Option<&'a str>) -> Result<Th
         warning,
         failure: failure.or(pre_percent).unwrap_or(DEFAULT_FAILURE),
         container,
+        lead,
     })
 }
 
@@ -205,6 +244,14 @@ mod tests {
             warning,
             failure,
             container: c.map(str::to_owned),
+            lead: None,
+        })
+    }
+
+    fn lead(ms: u64, text: &str) -> Option<Lead> {
+        Some(Lead {
+            ms,
+            text: text.into(),
         })
     }
 
@@ -289,6 +336,47 @@ mod tests {
             sel(&[], &[(CONTAINER, "")]),
             Selection::Bad("empty container name".into())
         );
+    }
+
+    #[test]
+    fn a_lead_annotation() {
+        // Alone it opts the pod in, with the default failure threshold.
+        let Selection::Watched(t) = sel(&[], &[(LEAD, "3s")]) else {
+            panic!("not watched")
+        };
+        assert_eq!((t.failure, t.lead), (DEFAULT_FAILURE, lead(3000, "3s")));
+        // As given, whatever its spelling; beside pre-oom-killer's too.
+        let Selection::Watched(t) = sel(&[ON], &[(TARGET, "app"), (PERCENT, "99"), (LEAD, "1.5m")])
+        else {
+            panic!("not watched")
+        };
+        assert_eq!(t.lead, lead(90_000, "1.5m"));
+        assert_eq!(t.failure, Threshold::Percent(99_00));
+        // Malformed: the pod is not watched, and the message says why, as the flag's would.
+        assert_eq!(
+            sel(&[], &[(FAILURE, "99"), (LEAD, "3")]),
+            Selection::Bad(
+                "kubemem.io/lead: invalid duration '3': unknown unit (use ms s m h) \
+                 (expected a duration like 100ms, 1.5s or 1m)"
+                    .into()
+            )
+        );
+        assert_eq!(
+            sel(&[], &[(LEAD, "0s")]),
+            Selection::Bad("kubemem.io/lead: must be above 0".into())
+        );
+        assert!(matches!(sel(&[], &[(LEAD, "")]), Selection::Bad(_)));
+        assert!(matches!(sel(&[], &[(LEAD, "-3s")]), Selection::Bad(_)));
+        // The agent's --lead stands in for a missing annotation, never for a given one.
+        let default = lead(10_000, "10s");
+        let Selection::Watched(t) = sel(&[], &[(FAILURE, "80")]) else {
+            panic!("not watched")
+        };
+        assert_eq!(t.or_lead(default.as_ref()).lead, default);
+        let Selection::Watched(t) = sel(&[], &[(LEAD, "2s")]) else {
+            panic!("not watched")
+        };
+        assert_eq!(t.or_lead(default.as_ref()).lead, lead(2000, "2s"));
     }
 
     #[test]

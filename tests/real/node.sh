@@ -578,6 +578,57 @@ sc_crio() {
     hog_stop 1; hog_stop 2; pod_gone crio "$P_ROOT/$P_DIR"
 }
 
+# value KEY LINE -> the value of KEY in a logfmt LINE (empty when it has none)
+value() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+
+# kubemem.io/lead: a container leaking at 32 MiB/s into 224 MiB (full in 7 s), with
+# kubemem.io/failure 99, is evicted by the lead, far below 99%: its evict line says eta= (at
+# most the lead and 1.25 intervals of 100 ms: rounded down, 3.1) and lead=3s, and so does the
+# Event.
+# The leak stops at 200 MiB (89%), so without the lead nothing would evict it.
+sc_lead() {
+    new_pod leak-lead cgfs Burstable
+    ctr app containerd "$((224 * MIB))" && put '' '"kubemem.io/failure":"99","kubemem.io/lead":"3s"' &&
+        hog_start 1 "$C_DIR" || { fail "the pod"; return; }
+    watching "$A" leak-lead app || { fail "a watching line" leak-lead; hog_stop 1; pod_gone leak-lead "$P_ROOT/$P_DIR"; return; }
+    # no answer awaited: the hog answers when it has leaked all of it
+    echo 'leak 32 200' >&3
+    until_ds "$WAIT_DS" evicted leak-lead
+    hog_stop 1
+    _l=$(grep -E '(^| )event=evict( |$)' "$A" | grep -E "(^| )pod=$NS/leak-lead( |$)" | head -1)
+    _eta=$(value eta "$_l") _pct=$(value percent "$_l")
+    if ! evicted leak-lead; then fail "an eviction by the lead within $((WAIT_DS / 10)) s of the leak's start" leak-lead
+    elif [ -z "$_l" ]; then fail "an event=evict line" leak-lead
+    elif [ "$(value lead "$_l")" != 3s ]; then fail "lead=3s on the evict line (got: $_l)" leak-lead
+    elif ! awk -v e="$_eta" 'BEGIN { exit !(e ~ /^[0-9]+\.[0-9]$/ && e + 0 <= 3.1) }'; then fail "eta=<seconds> at most 3.1 on the evict line (got: $_l)" leak-lead
+    elif ! awk -v p="$_pct" 'BEGIN { exit !(p != "" && p + 0 < 99) }'; then fail "an eviction below the failure threshold 99% (got: $_l)" leak-lead
+    elif ! ctl events | grep -E "$(jkey name)\"leak-lead\"" | grep -F " eta=$_eta " | grep -qF " lead=3s "; then fail "eta=$_eta and lead=3s in the Event's message" leak-lead
+    else pass; fi
+    pod_gone leak-lead "$P_ROOT/$P_DIR"
+}
+
+# the OOM killer kills a process of a watched container (a 96 MiB allocation in 64 MiB; a
+# sleep lives on beside it): one event=oom-kill line with oom_kills=1 (the kernel's count
+# was 0 when the agent began to watch). The threshold is out of reach: an eviction would
+# delete the pod from the server, and the agent would forget it before the kill.
+sc_oom_kill() {
+    new_pod oom-kill cgfs Burstable
+    ctr app containerd "$LIMIT" && put '' '"kubemem.io/failure":"1Gi"' && hog_start 1 "$C_DIR" || { fail "the pod"; return; }
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    sh -c 'echo $$ >"$1/cgroup.procs" && exec sleep 600' - "$C_DIR" </dev/null >/dev/null 2>&1 &
+    started $!
+    watching "$A" oom-kill app || { fail "a watching line" oom-kill; hog_stop 1; pod_gone oom-kill "$P_ROOT/$P_DIR"; return; }
+    echo 'anon 96' >&3
+    if ! until_ds "$WAIT_DS" has_line "$A" event=oom-kill "pod=$NS/oom-kill" container=app oom_kills=1; then
+        fail "an event=oom-kill line with oom_kills=1 (the cgroup's count: $(cat "$C_DIR/memory.oom_control" "$C_DIR/memory.events" 2>/dev/null | grep oom_kill | tr '\n' ' '))" oom-kill
+    else
+        quiet
+        if [ "$(nlines "$A" event=oom-kill "pod=$NS/oom-kill")" != 1 ]; then fail "one event=oom-kill line for one kill" oom-kill
+        else pass; fi
+    fi
+    hog_stop 1; pod_gone oom-kill "$P_ROOT/$P_DIR"
+}
+
 # the pod on node-b, over its threshold from the start: never evicted, never named by an
 # agent; every GET of pods the server saw was a list or watch of one node's pods, and there
 # was no loop of lists
@@ -625,7 +676,7 @@ trap 'exit 130' INT TERM
 R_cgfs=$BASE R_sd=$BASE/sd V_sd=$WORK/ro-sd
 mkdir -p "$WORK" || exit 1
 [ $# -gt 0 ] || set -- evict ignored no-limit pdb watch-drop watch-expire annotation-change two-pods \
-    vanished dry-run kubemem-annotations guaranteed pod-limit systemd crio other-node
+    vanished dry-run kubemem-annotations guaranteed pod-limit systemd crio lead oom-kill other-node
 SC=start
 if mkcg "$BASE" sd - && sc_start; then
     for SC in "$@"; do
@@ -645,6 +696,8 @@ if mkcg "$BASE" sd - && sc_start; then
             pod-limit) sc_pod_limit ;;
             systemd) sc_systemd ;;
             crio) sc_crio ;;
+            lead) sc_lead ;;
+            oom-kill) sc_oom_kill ;;
             other-node) sc_other_node ;;
             *) echo "FAIL $KM_ENV/node-$SC: expected a known scenario name"; FAILS=$((FAILS + 1)) ;;
         esac

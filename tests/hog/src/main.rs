@@ -2,6 +2,8 @@
 //!
 //! One command per line on stdin, one answer line per command on stdout:
 //!   anon N     allocate N MiB more of private anonymous memory, touch every page, hold it
+//!   leak R N   the same, N MiB in 1 MiB steps at R MiB/s (paced from the start, so a late
+//!              step does not slow the rest); answers when done
 //!   file PATH  read PATH to EOF (fills the page cache), keep it open
 //!   free       release all anonymous memory
 //!   exit       answer, then exit
@@ -10,6 +12,7 @@
 use std::fs::File;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::io::AsRawFd;
+use std::time::{Duration, Instant};
 
 const MIB: usize = 1 << 20;
 const PAGE: usize = 4096;
@@ -39,17 +42,25 @@ fn main() {
         let result: Result<(), String> = match cmd {
             "anon" => match arg.parse::<usize>() {
                 Ok(n) => {
-                    // calloc-backed: nothing is resident until each page is written below.
-                    let mut block = vec![0u8; n * MIB];
-                    for i in (0..block.len()).step_by(PAGE) {
-                        // volatile so the writes cannot be optimised away.
-                        // SAFETY: i < block.len(), so the pointer is inside the allocation.
-                        unsafe { std::ptr::write_volatile(block.as_mut_ptr().add(i), 1) };
-                    }
-                    anon.push(block);
+                    anon.push(touched(n));
                     Ok(())
                 }
                 Err(_) => Err(format!("bad size {arg:?}")),
+            },
+            "leak" => match arg
+                .split_once(' ')
+                .map(|(r, n)| (r.parse::<u32>(), n.trim().parse::<u32>()))
+            {
+                Some((Ok(rate), Ok(n))) if rate > 0 => {
+                    let start = Instant::now();
+                    for i in 1..=n {
+                        anon.push(touched(1));
+                        let due = start + Duration::from_secs(u64::from(i)) / rate;
+                        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    }
+                    Ok(())
+                }
+                _ => Err(format!("bad rate and size {arg:?}")),
             },
             "file" => match File::open(arg) {
                 Ok(mut f) => {
@@ -96,4 +107,16 @@ fn main() {
             break;
         }
     }
+}
+
+/// `n` MiB of anonymous memory, every page written.
+fn touched(n: usize) -> Vec<u8> {
+    // calloc-backed: nothing is resident until each page is written below.
+    let mut block = vec![0u8; n * MIB];
+    for i in (0..block.len()).step_by(PAGE) {
+        // volatile so the writes cannot be optimised away.
+        // SAFETY: i < block.len(), so the pointer is inside the allocation.
+        unsafe { std::ptr::write_volatile(block.as_mut_ptr().add(i), 1) };
+    }
+    block
 }
