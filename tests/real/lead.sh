@@ -8,16 +8,18 @@
 # (64 MiB for the OOM kill), started by `kubemem run` inside that cgroup (a shell joins it
 # and becomes kubemem run).  The probe runs once a second from this shell, outside those
 # cgroups, with --cgroup DIR and a --state file on tmpfs, against the same cgroups while
-# the workloads run.  Three groups run at the same time, so that the 60 s cases cost 60 s:
+# the workloads run.  The cases run side by side, so that the 60 s ones cost 60 s in all;
+# each starts once the one before has reached its level (a start-up that others slow down
+# is growth):
 #   - flat 94% under `kubemem run --failure 95 --lead 10s`, the probe with --lead 10s
 #     --failure 95: no signal and no probe failure in HOLD seconds (lead-flat,
 #     lead-probe-flat);
 #   - a sawtooth 40%..85% every 2 s under `--lead 5s --failure 95`, the probe likewise
 #     (lead-sawtooth, lead-probe-sawtooth);
 #   - flat 94% again, reached over a start-up of 3 s rather than at once (an application
-#     loading its data, a heap filled at start; under qemu's TCG every start-up here takes
-#     that long), as flat (lead-startup, lead-probe-startup);
-#   - one after the other: leaks at 2, 8 and 32 MiB/s under `kubemem run --lead 3s
+#     loading its data, a heap filled at start; under qemu's TCG a start-up of 240 MiB that
+#     shares the CPU takes that long), as flat (lead-startup, lead-probe-startup);
+#   - then, one after the other: leaks at 2, 8 and 32 MiB/s under `kubemem run --lead 3s
 #     --failure 99`, each with its probe (--lead 3s --failure 99), from BASE_MIB = 256 - 20 *
 #     RATE (at least 0) so that each would reach the limit about 20 s after its start
 #     (lead-leak-N, lead-probe-leak-N); the 8 MiB/s one logs JSON (kubemem run and probe);
@@ -26,8 +28,8 @@
 #     `kubemem run --log-format json` (lead-oom-kill).
 # The leak application needs 2 s to shut down after SIGTERM and keeps leaking meanwhile.
 # It says when SIGTERM came and how long the limit was away then at its rate (left_s=);
-# that must be at least the lead minus one interval (TOL, 0.1 s): the guarantee of
-# `--lead 3s` at the default --interval of 100 ms.  The probe's first failure must come with
+# that must be at least the lead minus one interval (TOL, 0.1 s; the VM's /init gives 0.2 s):
+# the guarantee of `--lead 3s` at the default --interval of 100 ms.  The probe's first failure must come with
 # at least the lead left too, at the leak's rate from the working set the probe printed
 # (used=): it acts when the time left is within the lead plus the time since its previous
 # run, so that the next run would not be too late.  Neither may come with more than twice
