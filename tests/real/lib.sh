@@ -193,11 +193,11 @@ vm_root() {
 
 # vm_qemu INITRD: the command that boots the kernel with INITRD (its /init runs, the console is
 # standard output) into VM_QEMU.  TCG: software emulation (works everywhere; KVM is not
-# required).  The unpacked qemu finds its module and firmware through QEMU_MODULE_DIR and -L;
-# no NIC, so no option ROM.
+# required).  VM_MEM: its memory (default 512M).  The unpacked qemu finds its module and
+# firmware through QEMU_MODULE_DIR and -L; no NIC, so no option ROM.
 vm_qemu() {
     VM_QEMU=(env QEMU_MODULE_DIR="$QEMU_MODDIR"
-        "$QEMU" "${QEMU_FW[@]}" -M pc -accel tcg -cpu max -m 512M -smp 1
+        "$QEMU" "${QEMU_FW[@]}" -M pc -accel tcg -cpu max -m "${VM_MEM:-512M}" -smp 1
         -nographic -no-reboot -nic none -monitor none
         -kernel "$VMLINUZ" -initrd "$1"
         -append "console=ttyS0 quiet loglevel=1 panic=-1 rdinit=/init")

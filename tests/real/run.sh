@@ -15,6 +15,11 @@
 # with tests/apiserver/build.sh when the default is missing), both static; without them the
 # node scenarios are skipped (v1-node, vm-node), or fail with CI=true.
 #
+# v1 and vm also run the --lead scenarios (lead.sh: leaks, a flat and a sawtooth workload
+# (tests/real/leak.c) in cgroups of 256 MiB under kubemem run --lead and the probe with
+# --state, and a child killed by the OOM killer); they take about a minute, their cases
+# running side by side.
+#
 # (The Dockerfile's images are built and run by a real Docker engine in tests/image.sh.)
 #
 # Needs root.  Installs what it needs with apt-get (Debian bookworm) and never removes a
@@ -93,6 +98,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 KM=${KUBEMEM_BIN:-$TOP/target/dist/kubemem}
 HOG=$WORK/hog/x86_64-unknown-linux-gnu/release/hog
 CGNS=$WORK/cgns
+LEAK=$WORK/leak
 
 # common: root, kubemem, hog.  Sets COMMON_ERR when the suite cannot run at all.
 common_prereqs() {
@@ -111,6 +117,7 @@ common_prereqs() {
         --manifest-path "$TOP/tests/hog/Cargo.toml" --target-dir "$WORK/hog" >&2 ||
         { COMMON_ERR="the hog (tests/hog), but it did not build"; return; }
     is_static "$HOG" || { COMMON_ERR="a static hog"; return; }
+    gcc -O2 -static -o "$LEAK" "$HERE/leak.c" || { COMMON_ERR="leak.c to build with gcc -static"; return; }
 }
 
 NODE=${KUBEMEM_NODE_BIN:-$TOP/target/dist/kubemem-node}
@@ -180,7 +187,28 @@ env_v1() {
         background "$WORK/v1.out" timeout 300 bash -c 'echo $$ >"$CG/cgroup.procs" && exec bash "$1"' - "$HERE/scenarios.sh"
     record v1 <"$WORK/v1.out"
     cleanup
+    env_v1_lead
     env_v1_node
+}
+
+# the --lead scenarios on v1: below a cgroup of our own without a limit, kubemem-lead.PID
+# (lead.sh makes its limited cgroups in it); lead.sh runs outside it, its state files on
+# /dev/shm
+env_v1_lead() {
+    local base=${V1_MP%/}${V1_OWN%/}/kubemem-lead.$$ work=$WORK/v1-lead tmp=/dev/shm/kubemem-lead.$$
+    # lead.sh kills what it started by PID and removes its PID list; a list left behind
+    # (lead.sh killed outright) is killed here
+    CLEANUPS+=("kill_cgroup '$base'; [ -f '$work/pids' ] && kill -9 \$(cat '$work/pids'); rm -rf '$tmp'")
+    rm -rf "$work"
+    mkdir "$base" "$tmp" || { unavailable v1-lead "a child cgroup $base and $tmp (mkdir failed)"; return; }
+    echo "v1: --lead scenarios in $base" >&2
+    local t0 out=$WORK/v1-lead.out
+    t0=$(date +%s.%N)
+    KM_ENV=v1 KM=$KM LEAK=$LEAK CGV=v1 WORK=$work TMPFS_DIR=$tmp BASE=$base \
+        background "$out" timeout 200 bash "$HERE/lead.sh"
+    record v1 <"$out"
+    echo "v1: --lead scenarios $(elapsed "$t0") s"
+    cleanup
 }
 
 # the node agent's scenarios on v1: below a cgroup of our own, kubemem-node.PID, which is
@@ -307,6 +335,13 @@ env_runc() {
 
 # ---- environment: cgroup v2 in a VM --------------------------------------------------------
 
+# guest_secs NAME: seconds between the VM's `GUEST NAME start at uptime` and `... done` lines
+guest_secs() {
+    tr -d '\r' <"$WORK/vm.console" | awk -v n="$1" '
+        $0 ~ "GUEST " n " start at uptime" { a = $(NF - 1) } $0 ~ "GUEST " n " done at uptime" { b = $(NF - 1) }
+        END { printf "%.1f", (a != "" && b != "") ? b - a : 0 }'
+}
+
 env_vm() {
     vm_prereqs || { unavailable vm "$ERR"; return; }
     gcc -static -O2 -o "$CGNS" "$HERE/cgns.c" || { unavailable vm "cgns.c to build with gcc -static"; return; }
@@ -315,37 +350,40 @@ env_vm() {
     CLEANUPS+=("rm -rf '$WORK/vm'")
     vm_root "$root" || { unavailable vm "$ERR"; return; }
     cp "$KM" "$root/kubemem"; cp "$HOG" "$root/hog"; cp "$CGNS" "$root/cgns"; cp "$BRD_KO" "$root/brd.ko"
+    cp "$LEAK" "$root/leak"; cp "$HERE/lead.sh" "$root/lead.sh"
     cp "$HERE/scenarios.sh" "$root/scenarios.sh"
     cp "$HERE/vm-init.sh" "$root/init" && chmod +x "$root/init"
     printf 'LIMIT=%s\nANC_LIMIT=%s\nNS_LIMIT=%s\nCACHE_MIB=%s\n' "$LIMIT" "$ANC_LIMIT" "$NS_LIMIT" "$CACHE_MIB" >"$root/vm.conf"
     # the node scenarios (node.sh) when their binaries are there: the init runs them when it
     # finds /node.sh
-    local runs=5
+    local runs=6
     if [ -n "$NODE_ERR" ]; then
         unavailable vm-node "$NODE_ERR"
     else
         cp "$NODE" "$root/kubemem-node"; cp "$APISERVER" "$root/apiserver"; cp "$HERE/node.sh" "$root/node.sh"
-        runs=6
+        runs=7
     fi
     (cd "$root" && find . | cpio -o -H newc --quiet) >"$WORK/vm/initrd.cpio" || { unavailable vm "cpio to build the initramfs"; return; }
     local t0 secs
     t0=$(date +%s.%N)
-    vm_qemu "$WORK/vm/initrd.cpio"
-    # 120 s for the kubemem scenarios, 240 more for the node scenarios
-    background "$WORK/vm.console" timeout 360 "${VM_QEMU[@]}"
+    # the --lead scenarios hold about 1 GiB at once (four cgroups of 256 MiB)
+    VM_MEM=1536M vm_qemu "$WORK/vm/initrd.cpio"
+    # 120 s for the kubemem scenarios, 100 more for the --lead scenarios, 240 more for the
+    # node scenarios
+    background "$WORK/vm.console" timeout 460 "${VM_QEMU[@]}"
     secs=$(elapsed "$t0")
     record vm "$runs" <"$WORK/vm.console"
     grep -q '^GUEST done' <(tr -d '\r' <"$WORK/vm.console") ||
         { echo "vm console (last lines):"; tail -20 "$WORK/vm.console"; } >&2
-    # the node scenarios' own time (guest uptime at their start and end) is not the probe's
-    local node_secs
-    node_secs=$(tr -d '\r' <"$WORK/vm.console" | awk '
-        /GUEST node start at uptime/ { a = $(NF - 1) } /GUEST node done at uptime/ { b = $(NF - 1) }
-        END { printf "%.1f", (a != "" && b != "") ? b - a : 0 }')
-    echo "vm: boot to poweroff $secs s (qemu TCG), of which the node scenarios $node_secs s"
-    secs=$(awk -v s="$secs" -v n="$node_secs" 'BEGIN { printf "%.1f", s - n }')
+    # the node and --lead scenarios' own time (guest uptime at their start and end) is not
+    # the probe's
+    local node_secs lead_secs
+    node_secs=$(guest_secs node)
+    lead_secs=$(guest_secs lead)
+    echo "vm: boot to poweroff $secs s (qemu TCG), of which the node scenarios $node_secs s, the --lead scenarios $lead_secs s"
+    secs=$(awk -v s="$secs" -v n="$node_secs" -v l="$lead_secs" 'BEGIN { printf "%.1f", s - n - l }')
     if awk -v s="$secs" 'BEGIN { exit !(s >= 60) }'; then
-        echo "FAIL vm/time: expected boot, all kubemem scenarios and poweroff in under 60 s, it took $secs s (without the node scenarios)" | tee -a "$RESULTS"
+        echo "FAIL vm/time: expected boot, all kubemem scenarios and poweroff in under 60 s, it took $secs s (without the node and --lead scenarios)" | tee -a "$RESULTS"
     fi
 }
 
