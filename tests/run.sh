@@ -16,7 +16,8 @@
 #    which stays possible and so stays tested;
 # 4. their budgets (system calls, peak RSS, instructions: tests/budgets.sh); and one short
 #    run of each benchmark script (exec; kubemem run's reaction time and idle cost, as root),
-#    so that they keep working, and the node agent's (reaction and idle cost, QUICK);
+#    so that they keep working, and the node agent's (reaction and idle cost, QUICK), and the
+#    lead kubemem run obtains (QUICK);
 # 5. what users deploy: hadolint on the Dockerfile, kubernetes-validate on every manifest in
 #    deploy/ and README.md (tests/deploy.sh); the image itself, both Dockerfile targets built
 #    with the legacy builder and BuildKit and run by a real Docker engine (tests/image.sh);
@@ -86,6 +87,7 @@ if [ "$(id -u)" = 0 ]; then
     RUNS=2 benches/run/reaction.sh all
     benches/run/idle.sh all 2
     QUICK=1 benches/node/run.sh
+    QUICK=1 benches/run/lead.sh
 elif [ "${CI:-}" = true ]; then
     echo "FAIL: the kubemem run benchmarks need root (with CI=true a missing prerequisite fails)"
     exit 1
