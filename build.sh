@@ -52,7 +52,9 @@ fi
 
 dist=${KUBEMEM_DIST:-target/dist}
 case $target in
-    *-musl*) max_size=480000 evict_max_size=1420000 node_max_size=5850000 ;;
+    # kubemem-evict 1,440,000: --lead and --state (issue 14) added 16 KB to it as to the
+    # probe (1,417,360 measured), 2.6 KB under the 1,420,000 of before.
+    *-musl*) max_size=480000 evict_max_size=1440000 node_max_size=5850000 ;;
     *) max_size=1050000 evict_max_size=2000000 node_max_size=10000000 ;;
 esac
 
