@@ -495,6 +495,11 @@ node_checks() {
     rm -rf "$dir"
     mkdir -p "$dir/sa"
     gateway=$(timeout 30 "$DOCKER" network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}' 2>/dev/null) || gateway=
+    # An engine may leave the gateway out of the bridge's IPAM configuration (`<no value>`):
+    # then the bridge interface's own address, which is the containers' gateway.
+    case $gateway in
+        *[!0-9.]* | '') gateway=$(ip -4 -o addr show docker0 2>/dev/null | awk '{ sub("/.*", "", $4); print $4; exit }') ;;
+    esac
     (
         cd "$dir" &&
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
