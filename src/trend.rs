@@ -208,7 +208,8 @@ impl Trend {
             u128::from(a.0) * u128::from(b.1),
             u128::from(b.0) * u128::from(a.1),
         );
-        if ra > rb * 3 || rb > ra * 3 {
+        // Saturating: times and sizes near 2^64 (a state file's) must not overflow u128.
+        if ra > rb.saturating_mul(3) || rb > ra.saturating_mul(3) {
             return None;
         }
         let rise = (f3.low - f1.low, f3.at - f1.at);
@@ -220,7 +221,8 @@ impl Trend {
         // half a second after when the newest sample was a page below the level reached.
         let start = |from: u64| pts.iter().find(|p| p.at >= from).copied();
         for since in [start(b2)?, start(b2 + span / 6)?] {
-            let risen = u128::from(newest.low.saturating_sub(since.low)) * u128::from(rise.1) * 2;
+            let risen = (u128::from(newest.low.saturating_sub(since.low)) * u128::from(rise.1))
+                .saturating_mul(2);
             if risen < u128::from(rise.0) * u128::from(newest.at - since.at) {
                 return None;
             }
